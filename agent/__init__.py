@@ -1,0 +1,1 @@
+"""notraining-agent: one GCE VM, one job, then the VM stops."""
