@@ -8,7 +8,7 @@
      ├── MetadataError           the metadata server did not answer usefully (exit 1)
      ├── SaturnoError            a report was refused for good (logged, never fatal)
      ├── JobError                the job ended badly; ``str()`` is the end report's ``error``
-     │    ├── InputRefused       a field, URL, archive or file was refused (hostile or bad)
+     │    ├── InputRefusedError       a field, URL, archive or file was refused (hostile or bad)
      │    └── ProcessorError     the processor could not finish
      └── StopError               the VM could not be stopped (exit 3)
 
@@ -55,7 +55,7 @@ class JobError(AgentError):
     """The job could not be completed; the message becomes the end report's ``error``."""
 
 
-class InputRefused(JobError):
+class InputRefusedError(JobError):
     """A job input (field, URL, download or archive entry) was refused as unsafe or invalid."""
 
 
