@@ -59,6 +59,14 @@ class InputRefusedError(JobError):
     """A job input (field, URL, download or archive entry) was refused as unsafe or invalid."""
 
 
+class InvalidJobError(InputRefusedError):
+    """The posted job has invalid fields; the receiver answers 400 with ``errors``."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
 class ProcessorError(JobError):
     """The processor failed; the message says which art or stage and why."""
 
