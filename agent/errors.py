@@ -8,8 +8,9 @@
      ├── MetadataError           the metadata server did not answer usefully (exit 1)
      ├── SaturnoError            a report was refused for good (logged, never fatal)
      ├── JobError                the job ended badly; ``str()`` is the end report's ``error``
-     │    ├── InputRefusedError       a field, URL, archive or file was refused (hostile or bad)
-     │    └── ProcessorError     the processor could not finish
+     │    ├── InputRefusedError   a field, URL, archive or file was refused (hostile or bad)
+     │    │    └── InvalidJobError   the posted fields are invalid; ``errors`` names each
+     │    └── ProcessorError      the processor could not finish
      └── StopError               the VM could not be stopped (exit 3)
 
 Library errors (aiohttp, google-auth, google-api-core) are translated into these
