@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _NO_JOB: Mapping[str, str | None] = MappingProxyType({})
@@ -54,19 +54,13 @@ def utc_iso(timestamp: float) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line; ``severity`` uses Cloud Logging's names."""
-
-    _SEVERITY: ClassVar[dict[str, str]] = {
-        "WARNING": "WARNING",
-        "CRITICAL": "CRITICAL",
-        "ERROR": "ERROR",
-    }
+    """Formats a record as one JSON line."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The JSON line for ``record``, secrets masked."""
         entry: dict[str, Any] = {
             "time": utc_iso(record.created),
-            "severity": self._SEVERITY.get(record.levelname, record.levelname),
+            "severity": record.levelname,  # Python's level names are Cloud Logging's
             "message": record.getMessage(),
             "logger": record.name,
         }
