@@ -1,0 +1,302 @@
+"""How the VM stops (or deletes) itself through the Compute API, and whether it may.
+
+Two calls with different budgets:
+
+- :func:`can_self_stop` runs at boot. It must stay fast and light, so it asks
+  ``testIamPermissions`` with plain aiohttp and never imports ``compute_v1``.
+- :func:`request_self_stop` runs once, at the very end. It uses the real
+  google-cloud-compute client (what the contract asks for), imported only here
+  because the import costs about 2 s and 100 MB. Sync client calls run in a thread.
+
+The stop request's returned operation is polled with a ``ZoneOperationsClient``
+built on the same endpoint, never with ``operation.result()``: that one polls
+``compute.googleapis.com`` whatever ``api_endpoint`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiohttp
+
+from agent.errors import StopError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+COMPUTE_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/compute",
+        "https://www.googleapis.com/auth/cloud-platform",
+    }
+)
+"""OAuth scopes that let the default service account's token call instances.stop/delete."""
+
+PERMISSIONS = {"stop": "compute.instances.stop", "delete": "compute.instances.delete"}
+"""The IAM permission each self-stop mode needs."""
+
+BACKOFF_INITIAL = 1.0
+BACKOFF_CAP = 10.0
+POLL_INTERVAL = 1.0
+"""Pause between two ``wait`` polls that came back early (the server-side wait blocks)."""
+
+_HINT = (
+    "check that the VM's service account has compute.instances.{verb} on this instance "
+    "(for example roles/compute.instanceAdmin.v1), that the VM has the compute or "
+    "cloud-platform scope, and that compute_endpoint ({endpoint}) is right"
+)
+
+
+async def can_self_stop(
+    mode: str,
+    *,
+    project: str,
+    zone: str,
+    name: str,
+    endpoint: str,
+    token: Callable[[], Awaitable[str]],
+    session: aiohttp.ClientSession,
+    scopes: Sequence[str],
+    timeout: float = 10.0,  # noqa: ASYNC109 - a per-request bound, named like the stop's
+) -> bool:
+    """Whether the service account may stop (``delete`` mode: delete) this instance.
+
+    ``poweroff`` and ``none`` are checked as ``stop``: the boot report's
+    ``can_self_stop`` tells Saturno whether the VM *could* end itself through the API.
+    Never raises: any failure is logged and answers False, since the boot report
+    must go out whatever this check meets.
+    """
+    permission = PERMISSIONS.get(mode, PERMISSIONS["stop"])
+    if mode not in (*PERMISSIONS, "poweroff", "none"):
+        log.warning("can_self_stop: unknown self_stop mode %r, answering false", mode)
+        return False
+    if not (project and zone and name):
+        log.info("can_self_stop: no project, zone or instance name (local mode?): false")
+        return False
+    if not COMPUTE_SCOPES.intersection(scopes):
+        log.warning(
+            "can_self_stop: the VM's scopes include neither compute nor cloud-platform; "
+            "add one to the instance so it can stop itself"
+        )
+        return False
+    url = _instance_url(endpoint, project, zone, name) + "/testIamPermissions"
+    try:
+        headers = {"Authorization": f"Bearer {await token()}"}
+        async with session.post(
+            url,
+            json={"permissions": [permission]},
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            if resp.status != 200:
+                log.warning(
+                    "can_self_stop: testIamPermissions answered HTTP %d; %s",
+                    resp.status,
+                    _HINT.format(verb=permission.rsplit(".", 1)[1], endpoint=endpoint),
+                )
+                return False
+            body = await resp.json(content_type=None)
+    except Exception as exc:  # the check must never break the boot report
+        log.warning("can_self_stop: testIamPermissions failed (%s: %s)", type(exc).__name__, exc)
+        return False
+    granted = body.get("permissions", []) if isinstance(body, dict) else []
+    return isinstance(granted, list) and permission in granted
+
+
+async def request_self_stop(
+    mode: Literal["stop", "delete"],
+    *,
+    project: str,
+    zone: str,
+    name: str,
+    endpoint: str,
+    credentials: Credentials,
+    attempts: int = 3,
+    timeout: float = 30.0,  # noqa: ASYNC109 - also the sync client's, which asyncio cannot cancel
+    wait_timeout: float = 60.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Ask GCE to stop or delete this instance; return once the request was accepted.
+
+    Retries 408, 429, 5xx, connection errors, timeouts and token fetch errors up to
+    ``attempts`` times (backoff 1 s doubling, capped at 10 s); ``timeout`` bounds
+    each call. Then polls the operation for up to ``wait_timeout`` seconds (0: do not
+    wait); a poll failure is only logged, the request having been made.
+
+    Raises:
+        StopError: the request was refused (403, 404...) or every attempt failed.
+    """
+    if mode not in PERMISSIONS:
+        raise ValueError(f"self-stop mode must be 'stop' or 'delete', not {mode!r}")
+    hint = _HINT.format(verb=mode, endpoint=endpoint)
+    # Importing compute_v1 takes seconds; a thread keeps the loop (and SIGTERM) responsive.
+    try:
+        compute_v1: Any = await asyncio.to_thread(
+            importlib.import_module, "google.cloud.compute_v1"
+        )
+    except ImportError as exc:
+        raise StopError(
+            f"Cannot {mode} the VM: google-cloud-compute is not importable ({exc}); "
+            "reinstall notraining-agent with its dependencies."
+        ) from exc
+    options = {"api_endpoint": endpoint.rstrip("/")}
+    instances = compute_v1.InstancesClient(credentials=credentials, client_options=options)
+    operations = compute_v1.ZoneOperationsClient(credentials=credentials, client_options=options)
+    call = instances.stop_unary if mode == "stop" else instances.delete_unary
+    try:
+        operation = await _send(
+            call,
+            mode,
+            name=name,
+            project=project,
+            zone=zone,
+            hint=hint,
+            attempts=attempts,
+            call_timeout=timeout,
+            sleep=sleep,
+        )
+        log.info(
+            "self-stop: %s of instance %s accepted",
+            mode,
+            name,
+            extra={"operation": getattr(operation, "name", None)},
+        )
+        if wait_timeout > 0:
+            await _poll(
+                operations,
+                operation,
+                project=project,
+                zone=zone,
+                call_timeout=timeout,
+                wait_timeout=wait_timeout,
+                sleep=sleep,
+            )
+    finally:
+        await asyncio.to_thread(_close, instances, operations)
+
+
+async def _send(
+    call: Callable[..., Any],
+    mode: str,
+    *,
+    name: str,
+    project: str,
+    zone: str,
+    hint: str,
+    attempts: int,
+    call_timeout: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> Any:
+    """Make the stop/delete request, retrying what a retry may fix; return the operation."""
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            return await _bounded(call, call_timeout, project=project, zone=zone, instance=name)
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise StopError(
+                    f"GCE refused to {mode} instance {name}: {_describe(exc)}; {hint}."
+                ) from exc
+            if attempt >= attempts:
+                raise StopError(
+                    f"Could not {mode} instance {name} after {attempts} attempts "
+                    f"(last: {_describe(exc)}); {hint}."
+                ) from exc
+            delay = min(BACKOFF_CAP, BACKOFF_INITIAL * 2 ** (attempt - 1))
+            log.warning(
+                "self-stop: %s request failed, attempt %d of %d (%s); retrying in %.0f s",
+                mode,
+                attempt,
+                attempts,
+                _describe(exc),
+                delay,
+            )
+            await sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _poll(
+    operations: Any,
+    operation: Any,
+    *,
+    project: str,
+    zone: str,
+    call_timeout: float,
+    wait_timeout: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Wait for the operation to be DONE, using the server-side ``wait`` call."""
+    deadline = time.monotonic() + wait_timeout
+    op_name = operation.name
+    while not _is_done(operation):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.warning("self-stop: operation %s not done after %.0f s", op_name, wait_timeout)
+            return
+        try:
+            operation = await _bounded(
+                operations.wait,
+                min(call_timeout, remaining),
+                project=project,
+                zone=zone,
+                operation=op_name,
+            )
+        except Exception as exc:
+            if not _is_transient(exc):
+                log.warning("self-stop: cannot poll operation %s (%s)", op_name, _describe(exc))
+                return
+            log.info("self-stop: polling operation %s failed (%s)", op_name, _describe(exc))
+        if not _is_done(operation):
+            await sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+    errors = [e.message for e in operation.error.errors]
+    if errors:
+        raise StopError(
+            f"GCE accepted the request but operation {op_name} failed: {'; '.join(errors)}."
+        )
+    log.info("self-stop: operation %s done", op_name)
+
+
+async def _bounded(method: Callable[..., Any], call_timeout: float, **request: str) -> Any:
+    """Run one sync client call in a thread, bounded both in the client and here."""
+    # The client's own timeout ends the thread; the outer one guards slow trickles.
+    return await asyncio.wait_for(
+        asyncio.to_thread(method, **request, retry=None, timeout=call_timeout), call_timeout + 1.0
+    )
+
+
+def _is_done(operation: Any) -> bool:
+    return bool(operation.status == type(operation).Status.DONE)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """True for what a retry may fix: 408, 429, 5xx, connection errors, timeouts."""
+    from google.api_core import exceptions as core  # noqa: PLC0415 - loaded with compute_v1
+    from google.auth import exceptions as auth  # noqa: PLC0415 - same
+
+    if isinstance(exc, core.GoogleAPICallError):
+        return exc.code in (408, 429) or (exc.code or 0) >= 500
+    # requests' errors are OSErrors; token fetch errors come from the metadata server.
+    return isinstance(exc, TimeoutError | OSError | auth.GoogleAuthError)
+
+
+def _describe(exc: BaseException) -> str:
+    # api_core's text already carries the status, method and URL.
+    return f"{type(exc).__name__}: {exc or 'no answer in time'}"
+
+
+def _close(*clients: Any) -> None:
+    for client in clients:
+        try:
+            client.transport.close()
+        except Exception:  # closing is tidying; a failure here changes nothing
+            log.debug("self-stop: closing a Compute client failed", exc_info=True)
+
+
+def _instance_url(endpoint: str, project: str, zone: str, name: str) -> str:
+    return f"{endpoint.rstrip('/')}/compute/v1/projects/{project}/zones/{zone}/instances/{name}"
