@@ -77,6 +77,7 @@ class EmulatedOperation:
     instance: EmulatedInstance
     insert_time: float
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
 
     @property
     def status(self) -> str:
@@ -113,6 +114,8 @@ class ComputeEmulator:
         self.wait_cap = wait_cap
         self.auto_create = auto_create
         self.on_stop = on_stop
+        self.operation_error: str | None = None
+        """When set, operations end DONE with this error message and change nothing."""
         self.calls: list[ComputeCall] = []
         self.instances: dict[tuple[str, str, str], EmulatedInstance] = {}
         self.operations: dict[str, EmulatedOperation] = {}
@@ -151,6 +154,10 @@ class ComputeEmulator:
     def grant(self, *permissions: str) -> None:
         """Grant exactly these permissions from now on (none: refuse all)."""
         self.granted_permissions = frozenset(permissions)
+
+    def refuse_permissions(self) -> None:
+        """Grant nothing: every testIamPermissions answer comes back empty."""
+        self.granted_permissions = frozenset()
 
     def grant_all(self) -> None:
         """Grant every permission asked for (the default)."""
@@ -273,9 +280,12 @@ class ComputeEmulator:
             log.exception("the on_stop hook failed for instance %s", name)
 
     def _complete(self, op: EmulatedOperation) -> None:
-        if op.operation_type == "delete":
-            op.instance.deleted = True
-        op.instance.status = "TERMINATED"
+        op.error = self.operation_error
+        if op.error is not None:
+            op.instance.status = "RUNNING"  # the stop failed: the VM carries on
+        else:
+            op.instance.deleted = op.operation_type == "delete"
+            op.instance.status = "TERMINATED"
         op.done.set()
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
@@ -353,6 +363,8 @@ def _operation_json(op: EmulatedOperation, base: str) -> dict[str, Any]:
     }
     if op.done.is_set():
         body["endTime"] = _iso(time.time())
+    if op.error is not None:
+        body["error"] = {"errors": [{"code": "EMULATED_FAILURE", "message": op.error}]}
     return body
 
 

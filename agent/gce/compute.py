@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from agent.errors import StopError
+from agent.retry import Backoff
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -42,8 +43,8 @@ COMPUTE_SCOPES = frozenset(
 PERMISSIONS = {"stop": "compute.instances.stop", "delete": "compute.instances.delete"}
 """The IAM permission each self-stop mode needs."""
 
-BACKOFF_INITIAL = 1.0
-BACKOFF_CAP = 10.0
+STOP_BACKOFF = Backoff(initial=1.0, cap=10.0, jitter=False)
+"""Between stop attempts; one VM stopping itself has no herd to spread, so no jitter."""
 POLL_INTERVAL = 1.0
 """Pause between two ``wait`` polls that came back early (the server-side wait blocks)."""
 
@@ -64,7 +65,7 @@ async def can_self_stop(
     token: Callable[[], Awaitable[str]],
     session: aiohttp.ClientSession,
     scopes: Sequence[str],
-    timeout: float = 10.0,  # noqa: ASYNC109 - a per-request bound, named like the stop's
+    timeout: float = 10.0,
 ) -> bool:
     """Whether the service account may stop (``delete`` mode: delete) this instance.
 
@@ -119,7 +120,7 @@ async def request_self_stop(
     endpoint: str,
     credentials: Credentials,
     attempts: int = 3,
-    timeout: float = 30.0,  # noqa: ASYNC109 - also the sync client's, which asyncio cannot cancel
+    timeout: float = 30.0,
     wait_timeout: float = 60.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
@@ -131,7 +132,8 @@ async def request_self_stop(
     wait); a poll failure is only logged, the request having been made.
 
     Raises:
-        StopError: the request was refused (403, 404...) or every attempt failed.
+        StopError: the request was refused (403, 404...), every attempt failed, or
+            the operation ended with an error.
     """
     if mode not in PERMISSIONS:
         raise ValueError(f"self-stop mode must be 'stop' or 'delete', not {mode!r}")
@@ -146,9 +148,12 @@ async def request_self_stop(
             f"Cannot {mode} the VM: google-cloud-compute is not importable ({exc}); "
             "reinstall notraining-agent with its dependencies."
         ) from exc
-    options = {"api_endpoint": endpoint.rstrip("/")}
-    instances = compute_v1.InstancesClient(credentials=credentials, client_options=options)
-    operations = compute_v1.ZoneOperationsClient(credentials=credentials, client_options=options)
+    try:
+        instances, operations = await asyncio.to_thread(
+            _clients, compute_v1, credentials, endpoint.rstrip("/")
+        )
+    except Exception as exc:  # client construction fails only on bad options
+        raise StopError(f"Cannot build a Compute client: {_describe(exc)}; {hint}.") from exc
     call = instances.stop_unary if mode == "stop" else instances.delete_unary
     try:
         operation = await _send(
@@ -195,6 +200,7 @@ async def _send(
     sleep: Callable[[float], Awaitable[None]],
 ) -> Any:
     """Make the stop/delete request, retrying what a retry may fix; return the operation."""
+    delays = STOP_BACKOFF.delays()
     for attempt in range(1, max(1, attempts) + 1):
         try:
             return await _bounded(call, call_timeout, project=project, zone=zone, instance=name)
@@ -208,7 +214,7 @@ async def _send(
                     f"Could not {mode} instance {name} after {attempts} attempts "
                     f"(last: {_describe(exc)}); {hint}."
                 ) from exc
-            delay = min(BACKOFF_CAP, BACKOFF_INITIAL * 2 ** (attempt - 1))
+            delay = next(delays)
             log.warning(
                 "self-stop: %s request failed, attempt %d of %d (%s); retrying in %.0f s",
                 mode,
@@ -288,6 +294,15 @@ def _is_transient(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     # api_core's text already carries the status, method and URL.
     return f"{type(exc).__name__}: {exc or 'no answer in time'}"
+
+
+def _clients(compute_v1: Any, credentials: Credentials, endpoint: str) -> tuple[Any, Any]:
+    """Both clients on one endpoint: the operation is polled where the stop was asked."""
+    options = {"api_endpoint": endpoint}
+    return (
+        compute_v1.InstancesClient(credentials=credentials, client_options=options),
+        compute_v1.ZoneOperationsClient(credentials=credentials, client_options=options),
+    )
 
 
 def _close(*clients: Any) -> None:

@@ -185,6 +185,16 @@ async def test_operation_not_done_in_time_returns(
     assert emulator.instance(P, Z, VM).status == "STOPPING"  # type: ignore[union-attr]
 
 
+async def test_failed_operation_raises_stop_error(
+    emulator: ComputeEmulator, server: RunningServer
+) -> None:
+    """An accepted stop whose operation ends with an error is a StopError quoting it."""
+    emulator.operation_error = "instance is protected"
+    with pytest.raises(StopError, match="instance is protected"):
+        await stop(server, Sleeps())
+    assert emulator.instance(P, Z, VM).status == "RUNNING"  # type: ignore[union-attr]
+
+
 async def test_no_wait_when_wait_timeout_is_zero(
     emulator: ComputeEmulator, server: RunningServer
 ) -> None:

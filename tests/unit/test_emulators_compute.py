@@ -90,7 +90,7 @@ async def test_extended_operation_name_is_ours(server: RunningServer) -> None:
 async def test_real_client_iam_and_refusal(
     emulator: ComputeEmulator, server: RunningServer
 ) -> None:
-    """testIamPermissions grants everything by default and nothing after grant()."""
+    """testIamPermissions grants all by default, a chosen set after grant(), none when refused."""
     instances, _ = clients(server)
     req = compute_v1.TestPermissionsRequest(permissions=["compute.instances.stop", "x.y"])
 
@@ -103,8 +103,10 @@ async def test_real_client_iam_and_refusal(
     assert await asyncio.to_thread(ask) == ["compute.instances.stop", "x.y"]
     emulator.grant("compute.instances.stop")
     assert await asyncio.to_thread(ask) == ["compute.instances.stop"]
-    emulator.grant()
+    emulator.refuse_permissions()
     assert await asyncio.to_thread(ask) == []
+    emulator.grant_all()
+    assert len(await asyncio.to_thread(ask)) == 2
     assert emulator.calls_for("test_iam_permissions")[0].body == {
         "permissions": ["compute.instances.stop", "x.y"]
     }
