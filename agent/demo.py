@@ -1,0 +1,132 @@
+"""``notraining-agent demo``: the whole lifecycle on this machine, printed as a timeline.
+
+It starts the emulators (metadata server, Saturno, Compute API, Secret Manager,
+art server), runs the real agent as a subprocess pointed at them, plays Saturno
+(posts a package of generated art, form-encoded like the seed), and prints what
+happens until the agent has asked the Compute API to stop the VM and exited.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from agent.emulators.artgen import generate_package
+from agent.emulators.suite import AgentProcess, LogLine, World, start_world
+from agent.submit import submit
+
+DEMO_TIMEOUT = 120.0
+_SHOWN_EVENTS = {
+    "state",
+    "job_accepted",
+    "job_started",
+    "stage",
+    "download",
+    "job_finished",
+    "self_stop",
+    "listening",
+    "progress",
+    "report",
+}
+
+
+class Timeline:
+    """Prints ``+seconds  what  details`` lines, time counted from the demo's start."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def say(self, what: str, details: str = "") -> None:
+        """One timeline line."""
+        print(f"  +{time.monotonic() - self._start:6.2f}s  {what:<18} {details}", flush=True)
+
+    def agent_line(self, line: LogLine) -> None:
+        """Echo the agent's own log lines that tell the story."""
+        event = line.get("event")
+        if line.get("severity") in ("ERROR", "CRITICAL"):
+            self.say("agent ERROR", str(line.get("message")))
+        elif event in _SHOWN_EVENTS:
+            self.say(f"agent {event}", str(line.get("message")))
+
+
+async def run_demo(*, workdir: Path | None = None, arts: int = 6) -> int:
+    """Run the demo; 0 when the agent went through every step and exited 0."""
+    root = (workdir or Path(".demo")).resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    timeline = Timeline()
+    print(f"notraining-agent demo: everything runs on 127.0.0.1; files in {root}\n")
+    world = await start_world(package=generate_package(arts, seed=2026), shutdown_grace="2s")
+    agent = AgentProcess(world.agent_env(root / "state"))
+    agent.on_line = timeline.agent_line
+    try:
+        timeline.say("emulators up", ", ".join(f"{n}={s.url}" for n, s in world.servers.items()))
+        await agent.start()
+        timeline.say("agent started", f"pid {agent.pid}: python -m agent run")
+        return await _play_saturno(world, agent, timeline, root)
+    finally:
+        await agent.close()
+        await world.close()
+
+
+async def _play_saturno(world: World, agent: AgentProcess, timeline: Timeline, root: Path) -> int:
+    boot = (await world.saturno.wait_for("register", timeout=DEMO_TIMEOUT))[0].body
+    timeline.say("boot report", _fields(boot, "name", "ip", "port", "zone", "can_self_stop"))
+    agent_url = f"http://127.0.0.1:{boot['port']}"
+    token = _saturno_token(world.jwt_secret)
+    job = world.art.job_payload("ntd-demo-1", base_url=world.url("art"))
+    answer = await submit(agent_url, job, authorization=token)
+    timeline.say("job posted", f"HTTP {answer.status} {json.dumps(answer.body)}")
+    again = await submit(agent_url, job, authorization=token)
+    timeline.say(
+        "same job again", f"HTTP {again.status} {json.dumps(again.body)} (nothing runs twice)"
+    )
+    end = (await world.saturno.wait_for("done", timeout=DEMO_TIMEOUT))[0].body
+    timeline.say("end report", _fields(end, "ntd_transaction_id", "status", "arts", "error"))
+    code = await agent.wait(DEMO_TIMEOUT)
+    stops = [
+        call
+        for call in world.compute.calls
+        if call.method == "POST" and call.path.endswith("/stop")
+    ]
+    if stops:
+        timeline.say(
+            "stop request", f"POST {stops[0].path} with a bearer token from the metadata server"
+        )
+    timeline.say("agent exited", f"exit code {code}")
+    manifest = _manifest(end)
+    print()
+    if manifest is not None:
+        print(f"manifest: {manifest}")
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        for art in data.get("arts", [])[:10]:
+            size = f"{art.get('width')}x{art.get('height')}"
+            print(f"  {art.get('name'):<14} {art.get('format')} {size}  sha256 {art.get('sha256')}")
+    ok = code == 0 and end.get("status") == "done" and bool(stops)
+    print(
+        f"\ndemo {'finished: every step happened' if ok else 'FAILED'}; state and results in {root}"
+    )
+    return 0 if ok else 1
+
+
+def _saturno_token(secret: str) -> str:
+    """What Saturno sends: an HS256 JWT signed with the shared secret, sent raw like the seed."""
+    now = int(time.time())
+    return jwt.encode({"sub": "saturno", "iat": now, "exp": now + 300}, secret, algorithm="HS256")
+
+
+def _fields(body: dict[str, Any], *names: str) -> str:
+    return " ".join(f"{name}={json.dumps(body.get(name))}" for name in names)
+
+
+def _manifest(end: dict[str, Any]) -> Path | None:
+    uri = end.get("output_uri")
+    if not isinstance(uri, str) or not uri.startswith("file://"):
+        return None
+    path = Path(uri.removeprefix("file://")) / "manifest.json"
+    return path if path.exists() else None
