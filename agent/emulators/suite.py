@@ -49,7 +49,12 @@ class World:
         return self.servers[name].url
 
     def agent_env(self, state_dir: Path, **settings: str) -> dict[str, str]:
-        """The environment of an agent on this world's VM; ``settings`` become NOTRAINING_*."""
+        """The environment of an agent on this world's VM; ``settings`` become NOTRAINING_*.
+
+        ``PATH`` starts with a fake ``systemctl`` (see :func:`fake_systemctl`): the
+        poweroff fallback must never reach the real one on a developer's machine.
+        """
+        fake_bin = fake_systemctl(state_dir.parent / "fake-bin")
         env = {
             key: value
             for key, value in os.environ.items()
@@ -59,6 +64,7 @@ class World:
         env["GCE_METADATA_IP"] = self.servers["metadata"].netloc
         env["NOTRAINING_STATE_DIR"] = str(state_dir)
         env["PYTHONUNBUFFERED"] = "1"
+        env["PATH"] = f"{fake_bin}{os.pathsep}{env.get('PATH', '')}"
         for key, value in settings.items():
             env["NOTRAINING_" + key.upper()] = value
         return env
@@ -67,6 +73,22 @@ class World:
         """Stop every emulator."""
         for server in reversed(list(self.servers.values())):
             await server.close()
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stands in for systemctl in the demo and tests: records the call, powers nothing off.
+echo "$@" >> "$(dirname "$0")/systemctl.calls"
+exit "${FAKE_SYSTEMCTL_EXIT:-0}"
+"""
+
+
+def fake_systemctl(folder: Path) -> Path:
+    """Write the fake ``systemctl`` into ``folder``; its calls land in ``systemctl.calls``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "systemctl"
+    script.write_text(FAKE_SYSTEMCTL, encoding="utf-8")
+    script.chmod(0o755)
+    return folder
 
 
 async def start_world(
