@@ -139,7 +139,7 @@ class AgentProcess:
     """``python -m agent run`` as a subprocess; its JSON log lines are collected as they come."""
 
     def __init__(self, env: Mapping[str, str], *args: str) -> None:
-        self._env = dict(env)
+        self.env = dict(env)
         self._args = args
         self.lines: list[LogLine] = []
         self.stderr = ""
@@ -163,7 +163,7 @@ class AgentProcess:
             "agent",
             "run",
             *self._args,
-            env=self._env,
+            env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
