@@ -1,0 +1,79 @@
+"""Publishing: sanitised final URI, file:// copy that replaces an earlier attempt, gs:// import."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.job.output import output_location, publish
+
+
+def tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_output_location_sanitises_parts() -> None:
+    """Hostile parts cannot add folders or climb out of output_uri."""
+    uri = output_location("gs://bucket/results/", ["../..", "a/b", "POP", "", "42"])
+    assert uri == "gs://bucket/results/_._../a_b/POP/_/42"
+
+
+async def test_publish_file_uri(tmp_path: Path) -> None:
+    """file:// copies the tree to output_uri/<parts> and returns that URI."""
+    local = tree(tmp_path / "out", {"manifest.json": b"{}", "sub/x.txt": b"x"})
+    base = tmp_path / "results"
+    uri = await publish(local, f"file://{base}", ["MX", "instagram", "POP", "summer", "42"])
+    target = base / "MX" / "instagram" / "POP" / "summer" / "42"
+    assert uri == f"file://{target}"
+    assert (target / "manifest.json").read_bytes() == b"{}"
+    assert (target / "sub" / "x.txt").read_bytes() == b"x"
+
+
+async def test_publish_replaces_an_earlier_attempt(tmp_path: Path) -> None:
+    """A re-run's output replaces the old folder entirely; no temp folders stay behind."""
+    base = tmp_path / "results"
+    parts = ["MX", "ig", "POP", "l", "42"]
+    await publish(tree(tmp_path / "one", {"old.txt": b"1"}), f"file://{base}", parts)
+    await publish(tree(tmp_path / "two", {"new.txt": b"2"}), f"file://{base}", parts)
+    folder = base.joinpath(*parts)
+    assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["42"]
+
+
+async def test_publish_gs_without_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """gs:// without the gcs module installed is a ConfigError naming the extra."""
+    monkeypatch.setitem(sys.modules, "agent.job.gcs_upload", None)  # import fails
+    with pytest.raises(ConfigError, match=r"notraining-agent\[gcs\]"):
+        await publish(tmp_path, "gs://bucket/results", ["a", "b", "c", "d", "e"])
+
+
+async def test_publish_gs_uploads_through_gcs_upload(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gs:// hands the folder and the final URI to agent.job.gcs_upload.upload_tree."""
+    calls: list[tuple[Path, str]] = []
+
+    async def upload_tree(local_dir: Path, gs_uri: str) -> None:
+        calls.append((local_dir, gs_uri))
+
+    fake = types.ModuleType("agent.job.gcs_upload")
+    fake.upload_tree = upload_tree  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "agent.job.gcs_upload", fake)
+    uri = await publish(tmp_path, "gs://bucket/results", ["MX", "ig", "POP", "l", "42"])
+    assert uri == "gs://bucket/results/MX/ig/POP/l/42"
+    assert calls == [(tmp_path, uri)]
+
+
+async def test_publish_rejects_other_schemes(tmp_path: Path) -> None:
+    """Only file:// and gs:// are output locations."""
+    with pytest.raises(ConfigError):
+        await publish(tmp_path, "s3://bucket", ["a"])
+    with pytest.raises(ConfigError):
+        await publish(tmp_path, "file://host/share", ["a"])
