@@ -7,8 +7,9 @@ receiver knows the lifecycle only through :class:`~agent.states.JobDesk`.
 
 Slow clients are bounded three ways: the request head must arrive within
 ``header_timeout`` (aiohttp's keep-alive timer also runs before the first request),
-the body within ``body_timeout``, and a refused body is drained for at most
-``LINGERING_SECONDS`` before the connection is closed.
+the body within ``body_timeout`` (else 408), and a refused body is drained for at
+most ``LINGERING_SECONDS`` before the connection is closed. Bodies are counted
+after aiohttp's transparent decompression, so a gzip bomb is cut off at the limit.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ LINGERING_SECONDS = 2.0
 MAX_HEADER_FIELD_BYTES = 16 * 1024
 """Above aiohttp's 8190 so an 8 KiB+ token reaches the auth check and gets a 401."""
 SHUTDOWN_SECONDS = 5.0
-_READ_CHUNK = 64 * 1024
 
 DESK: web.AppKey[JobDesk] = web.AppKey("desk")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -164,7 +164,7 @@ def _known_id(fields: dict[str, object] | None) -> str | None:
     value = fields.get("ntd_transaction_id") if fields else None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and value.strip() and value.isprintable():
         return value.strip()[:256]
     return None
 
@@ -213,8 +213,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
     """aiohttp's own 404/405/... with a JSON body, keeping headers such as ``Allow``."""
-    if exc.status < 400:
-        return exc
     message = exc.reason
     if exc.status == 405:
         message = f"method not allowed; use {exc.headers.get(hdrs.ALLOW, 'another method')}"

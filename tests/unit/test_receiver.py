@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any
@@ -418,6 +419,23 @@ async def test_streamed_body_is_cut_off_at_the_limit(served: RunningReceiver) ->
     status, _, _ = await read_response(reader)
     assert status == 413
     writer.close()
+
+
+async def test_compressed_body_is_counted_after_decompression(
+    aiohttp_client: ClientFactory, desk: FakeDesk
+) -> None:
+    """A gzip bomb under the limit on the wire is cut off once it inflates past the limit."""
+    limit = 64 * 1024
+    client = await aiohttp_client(make_app(desk, settings(max_body_bytes=limit)))
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    block = b" " * 1_000_000
+    bomb = b"".join([packer.compress(b"{"), *(packer.compress(block) for _ in range(50))])
+    bomb += packer.compress(b"}") + packer.flush()
+    assert len(bomb) < limit  # the announced size passes: only streaming can catch it
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post(PATH, data=bomb, headers=headers)
+    assert response.status == 413
+    assert desk.offers == []
 
 
 # --- 415 -----------------------------------------------------------------------------------
