@@ -154,7 +154,11 @@ def _sniff(zip_path: Path) -> None:
 
 
 def _count_entries(raw: IO[bytes], name: str, max_entries: int) -> None:
-    """Count central-directory records before zipfile loads them all into memory."""
+    """Count central-directory records before zipfile loads them all into memory.
+
+    The records are located exactly as zipfile locates them (the last end record,
+    a zip64 record right before its locator), so both read the same directory.
+    """
     size = raw.seek(0, os.SEEK_END)
     tail_start = max(size - (_EOCD.size + 65_535), 0)
     raw.seek(tail_start)
@@ -162,11 +166,11 @@ def _count_entries(raw: IO[bytes], name: str, max_entries: int) -> None:
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < _EOCD.size:
         raise _refused(name, "it is truncated or not a zip (no end-of-archive record)")
-    eocd_pos = tail_start + at
-    _, _, _, _, entries, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
-    end = eocd_pos
-    if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
-        end, entries, cd_size = _zip64(raw, eocd_pos, name)
+    end = tail_start + at
+    entries, cd_size = _EOCD.unpack_from(tail, at)[4:6]
+    zip64 = _zip64(raw, end, name)
+    if zip64 is not None:
+        end, entries, cd_size = zip64
     if entries > max_entries or cd_size > max_entries * MAX_CENTRAL_RECORD:
         raise _refused(name, f"it has more than {max_entries} entries")
     raw.seek(end - cd_size)
@@ -182,19 +186,23 @@ def _count_entries(raw: IO[bytes], name: str, max_entries: int) -> None:
             raise _refused(name, f"it has more than {max_entries} entries")
 
 
-def _zip64(raw: IO[bytes], eocd_pos: int, name: str) -> tuple[int, int, int]:
-    """(end of the central directory, entry count, its size) from the zip64 records."""
-    raw.seek(max(eocd_pos - _LOCATOR.size, 0))
-    locator = raw.read(_LOCATOR.size)
-    if len(locator) < _LOCATOR.size or not locator.startswith(b"PK\x06\x07"):
+def _zip64(raw: IO[bytes], eocd_pos: int, name: str) -> tuple[int, int, int] | None:
+    """(record position, entry count, directory size) from zip64 records, None without them."""
+    locator_pos = eocd_pos - _LOCATOR.size
+    if locator_pos < 0:
+        return None
+    raw.seek(locator_pos)
+    if not raw.read(_LOCATOR.size).startswith(b"PK\x06\x07"):
+        return None
+    record_pos = locator_pos - _EOCD64.size
+    if record_pos < 0:
         raise _refused(name, "its zip64 records are missing or corrupt")
-    offset = _LOCATOR.unpack(locator)[2]
-    raw.seek(offset)
+    raw.seek(record_pos)
     record = raw.read(_EOCD64.size)
     if len(record) < _EOCD64.size or not record.startswith(b"PK\x06\x06"):
         raise _refused(name, "its zip64 records are missing or corrupt")
     fields = _EOCD64.unpack(record)
-    return offset, fields[7], fields[8]
+    return record_pos, fields[7], fields[8]
 
 
 def _entry_parts(entry: str, name: str) -> tuple[str, ...]:
