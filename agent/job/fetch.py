@@ -133,7 +133,7 @@ async def download_all(
 
         async def one(url: str, target: Path) -> Downloaded:
             async with limit:
-                if URL(url).scheme == "gs":
+                if url[:3].lower() == "gs:":
                     result = await _fetch_gs(google, url, target, job)
                 else:
                     result = await _fetch_http(web, url, target, job)
@@ -218,6 +218,11 @@ async def _fetch_http(
 async def _fetch_gs(
     session: aiohttp.ClientSession, url: str, target: Path, job: _Job
 ) -> Downloaded:
+    refused = static_refusal(
+        url, allowed_hosts=job.allowed_hosts, metadata_hosts=job.metadata_hosts
+    )
+    if refused:
+        raise InputRefusedError(f"download of {shown_url(url)} refused: {refused}")
     api, headers = await gcs_request(url, base=job.gcs_base, token=job.token)
     async with _guarded_get(session, api, url, headers) as response:
         return await _save(response, url, target, job)

@@ -255,7 +255,7 @@ async def test_gs_download_uses_json_api_and_token(tmp_path: Path) -> None:
 
     try:
         results = await download_all(
-            ["gs://my-bucket/arts/a b.png"],
+            ["gs://my-bucket/arts/a%20b.png"],
             tmp_path,
             allowed_hosts=frozenset(),
             metadata_hosts=frozenset(),
