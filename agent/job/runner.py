@@ -106,7 +106,7 @@ async def run_job(
     _stage("publish", ids)
     uri = await publish(
         output_dir,
-        settings.output_uri,
+        settings.output_uri or f"file://{settings.state_dir}/results",
         [spec.country, spec.channel, spec.category, spec.label, spec.ntd_transaction_id],
     )
     _stage("done", ids, arts=result.arts, output_uri=uri)

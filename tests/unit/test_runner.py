@@ -157,3 +157,19 @@ async def test_cancel_propagates(arts: ArtServer, server: RunningServer, tmp_pat
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_zip_announced_small_is_refused_as_truncated(
+    arts: ArtServer, server: RunningServer, tmp_path: Path
+) -> None:
+    """A big zip sent with a small Content-Length arrives cut short and is refused."""
+    spec = spec_for(arts, server, zip_art=f"{server.url}/lie/package.zip?length=100")
+    with pytest.raises(InputRefusedError, match="truncated"):
+        await run_job(
+            spec,
+            settings=settings_for(server, tmp_path),
+            job_dir=tmp_path / "jobs" / "42",
+            processor=manifest,
+            metadata_hosts=META,
+        )
+    assert not (tmp_path / "results").exists()

@@ -6,6 +6,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import InvalidJobError
 from agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
@@ -163,3 +165,50 @@ def test_as_fields_and_list_input() -> None:
     fields = spec.as_fields()
     assert fields["arts_path"] == ["https://a.io/x.png"]
     assert JobSpec(**fields) == spec  # type: ignore[arg-type]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_urlish = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        "{}://{}/{}".format,
+        st.sampled_from(["http", "https", "gs", "ftp", "file", "HTTP"]),
+        st.one_of(st.ip_addresses().map(str), st.text(max_size=20), st.just("localhost")),
+        st.text(max_size=10),
+    ),
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "ntd_transaction_id",
+                "no_transaction_id",
+                "country",
+                "label",
+                "zip_art",
+                "arts_path",
+                "x",
+            ]
+        ),
+        st.one_of(_json, _urlish, st.lists(_urlish, max_size=5)),
+    )
+)
+def test_parse_never_crashes(fields: dict[str, object]) -> None:
+    """Property: any decoded fields give a JobSpec or an InvalidJobError naming fields."""
+    try:
+        spec = parse(fields)
+    except InvalidJobError as exc:
+        assert exc.errors and all(isinstance(v, str) for v in exc.errors.values())
+        return
+    assert spec.ntd_transaction_id and (spec.zip_art or spec.arts_path)
+    for url in spec.urls:
+        assert url.split(":", 1)[0].lower() in {"http", "https", "gs"}
