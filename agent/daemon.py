@@ -42,8 +42,6 @@ from agent.systemd import Notifier, boot_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METADATA_HOSTS = frozenset({"169.254.169.254", "metadata.google.internal", "metadata"})
-
 
 def agent_version() -> str:
     """The installed distribution's version."""
@@ -117,7 +115,8 @@ async def run(
         store = StateStore(settings.state_dir)
         record = store.open()
         clock = Clock()
-        metadata_hosts = DEFAULT_METADATA_HOSTS | metadata_hosts_from_env(environ)
+        # The guard always refuses GCE's own names; add whatever GCE_METADATA_HOST names.
+        metadata_hosts = metadata_hosts_from_env(environ)
         tokens = start.tokens
         bound_port = settings.port
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -131,8 +132,9 @@ class StateStore:
             await asyncio.to_thread(atomic_write, self._path, data)
 
     def job_dir(self, ntd_transaction_id: str) -> Path:
-        """The job's working folder (inputs, outputs), named safely after its id."""
-        return self.state_dir / "jobs" / safe_part(ntd_transaction_id)
+        """The job's working folder, named after its id: readable, and unique via a short hash."""
+        digest = hashlib.sha256(ntd_transaction_id.encode()).hexdigest()[:12]
+        return self.state_dir / "jobs" / f"{safe_part(ntd_transaction_id)}-{digest}"
 
 
 def atomic_write(path: Path, text: str) -> None:
