@@ -1,0 +1,117 @@
+"""The units cloud-init installs pass `systemd-analyze verify` silently, the agent's unit
+scores at most 2.0 in `systemd-analyze security`, and the unit keeps its promises to the
+agent (Type=notify, exit codes 2 and 3 final, poweroff by PID 1)."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.tools import CLOUD_INIT_DIR, require, run
+
+pytestmark = pytest.mark.infra
+
+MAX_EXPOSURE = 2.0
+AGENT_BIN = "opt/notraining-agent/bin/notraining-agent"
+
+
+def system_units() -> Path:
+    for candidate in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")):
+        if (candidate / "sysinit.target").exists():
+            return candidate
+    pytest.skip("no systemd unit directory with sysinit.target on this machine")
+
+
+@pytest.fixture
+def vm_root(settings_outputs: Callable[[str], dict[str, Any]], tmp_path: Path) -> Path:
+    """A file tree holding what cloud-init writes (units, drop-in), the host's systemd
+    units, and stand-ins for the executables the units start."""
+    require("systemd-analyze")
+    root = tmp_path / "root"
+    shutil.copytree(system_units(), root / "usr/lib/systemd/system", symlinks=True)
+    config = yaml.safe_load(settings_outputs("index_version")["user_data"])
+    for entry in config["write_files"]:
+        target = root / entry["path"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(entry["content"])
+    for executable in (AGENT_BIN, "usr/bin/echo"):
+        stand_in = root / executable
+        stand_in.parent.mkdir(parents=True, exist_ok=True)
+        stand_in.write_text("#!/bin/sh\n")
+        stand_in.chmod(0o755)
+    return root
+
+
+@pytest.mark.parametrize(
+    "units",
+    [("notraining-agent.service",), ("notraining-deadman.timer", "notraining-deadman.service")],
+)
+def test_verify_prints_nothing(vm_root: Path, units: tuple[str, ...]) -> None:
+    """`systemd-analyze verify` is silent on stderr, drop-ins and ExecStart paths included."""
+    paths = [str(vm_root / "etc/systemd/system" / unit) for unit in units]
+    verified = run(["systemd-analyze", "verify", f"--root={vm_root}", *paths])
+    assert verified.stderr == ""
+    assert verified.returncode == 0, verified.stdout
+
+
+def exposure(unit: Path) -> float:
+    """The overall exposure `systemd-analyze security --offline=yes` gives a unit file."""
+    require("systemd-analyze")
+    scored = run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)])
+    if "--offline" in scored.stderr and "unrecognized" in scored.stderr:
+        pytest.skip("systemd-analyze security --offline needs systemd 250 or later")
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", scored.stdout)
+    assert match, scored.stdout + scored.stderr
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("unit", ["notraining-agent.service", "notraining-deadman.service"])
+def test_security_exposure_is_at_most_two(unit: str) -> None:
+    """The hardened services score at most 2.0 (lower is better)."""
+    assert exposure(CLOUD_INIT_DIR / unit) <= MAX_EXPOSURE
+
+
+def unit_file(name: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((CLOUD_INIT_DIR / name).read_text())
+    return parser
+
+
+def test_agent_unit_matches_the_agent() -> None:
+    """notify + watchdog, restart on crashes only, 2 and 3 final, poweroff when it ends."""
+    unit = unit_file("notraining-agent.service")
+    service, section = unit["Service"], unit["Unit"]
+    assert service["Type"] == "notify"
+    assert service["ExecStart"] == (
+        "/opt/notraining-agent/bin/notraining-agent run --config /etc/notraining-agent/config.yaml"
+    )
+    assert service["Restart"] == "on-failure"
+    assert set(service["RestartPreventExitStatus"].split()) == {"2", "3"}
+    assert "WatchdogSec" in service
+    assert service["StateDirectory"] == "notraining-agent"
+    assert service["CapabilityBoundingSet"] == "CAP_NET_BIND_SERVICE"
+    assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
+    assert service["StandardOutput"] == service["StandardError"] == "journal+console"
+    assert section["After"] == section["Wants"] == "network-online.target"
+    assert section["SuccessAction"] == section["FailureAction"] == "poweroff"
+    assert "StartLimitBurst" in section and "StartLimitIntervalSec" in section
+
+
+def test_deadman_timer_powers_off_without_python() -> None:
+    """The timer starts a service whose only work is a console line and PID 1's poweroff."""
+    timer = unit_file("notraining-deadman.timer")
+    assert timer["Timer"]["Unit"] == "notraining-deadman.service"
+    assert "OnBootSec" in timer["Timer"]
+    assert timer["Install"]["WantedBy"] == "timers.target"
+    service = unit_file("notraining-deadman.service")
+    assert service["Unit"]["SuccessAction"] == service["Unit"]["FailureAction"] == "poweroff"
+    assert service["Service"]["ExecStart"].startswith("/usr/bin/echo ")
+    assert "python" not in (CLOUD_INIT_DIR / "notraining-deadman.service").read_text().lower()

@@ -1,0 +1,152 @@
+"""The #cloud-config that Terraform renders (templatefile, in a real offline plan) is valid
+for cloud-init 22.4, installs the agent from a pinned source, writes the units verbatim
+and arms the dead-man's switch before anything can fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.tools import CLOUD_INIT_DIR, SHA256, VARIANTS, require, run
+
+pytestmark = pytest.mark.infra
+
+Outputs = Callable[[str], dict[str, Any]]
+UNITS = ("notraining-agent.service", "notraining-deadman.timer", "notraining-deadman.service")
+
+
+def cloud_config(outputs: Outputs, variant: str) -> dict[str, Any]:
+    text = outputs(variant)["user_data"]
+    assert text.startswith("#cloud-config\n")
+    parsed: dict[str, Any] = yaml.safe_load(text)
+    return parsed
+
+
+def written(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["path"]: entry for entry in config["write_files"]}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_user_data_passes_cloud_init_schema(
+    settings_outputs: Outputs, variant: str, tmp_path: Path
+) -> None:
+    """`cloud-init schema --config-file` accepts the rendered user-data."""
+    require("cloud-init")
+    path = tmp_path / "user-data.yaml"
+    path.write_text(settings_outputs(variant)["user_data"])
+    checked = run(["cloud-init", "schema", "--config-file", str(path)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Valid cloud-config" in checked.stdout
+    assert "deprecat" not in (checked.stdout + checked.stderr).lower()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_units_are_written_verbatim(settings_outputs: Outputs, variant: str) -> None:
+    """The unit files land on the VM byte for byte as they are in cloud-init/."""
+    files = written(cloud_config(settings_outputs, variant))
+    for unit in UNITS:
+        entry = files[f"/etc/systemd/system/{unit}"]
+        assert entry["content"] == (CLOUD_INIT_DIR / unit).read_text(), unit
+        assert entry["permissions"] == "0644"
+
+
+def test_deadman_deadline_comes_from_terraform(settings_outputs: Outputs) -> None:
+    """The timer's drop-in replaces OnBootSec with job + idle timeouts + margin."""
+    outputs = settings_outputs("index_version")
+    files = written(cloud_config(settings_outputs, "index_version"))
+    drop_in = files["/etc/systemd/system/notraining-deadman.timer.d/deadline.conf"]["content"]
+    assert "[Timer]\nOnBootSec=\n" in drop_in
+    assert f"OnBootSec={outputs['deadman_seconds']}s\n" in drop_in
+    assert outputs["deadman_seconds"] == 2 * 3600 + 30 * 60 + 30 * 60
+
+
+def test_deadman_is_armed_before_the_install(settings_outputs: Outputs) -> None:
+    """runcmd enables the timer, then installs, then starts the agent without blocking."""
+    commands = [" ".join(c) for c in cloud_config(settings_outputs, "gcs_wheel")["runcmd"]]
+    assert commands == [
+        "systemctl daemon-reload",
+        "systemctl enable --now notraining-deadman.timer",
+        "sh -c /usr/local/sbin/notraining-agent-install || systemctl poweroff",
+        "systemctl enable --now --no-block notraining-agent.service",
+    ]
+
+
+def test_no_interactive_user_is_created(settings_outputs: Outputs) -> None:
+    """Only a locked system account with no shell: no default user, no password, no key."""
+    config = cloud_config(settings_outputs, "index_version")
+    assert config["users"] == [
+        {
+            "name": "notraining-agent",
+            "gecos": "notraining-agent daemon",
+            "system": True,
+            "lock_passwd": True,
+            "no_create_home": True,
+            "shell": "/usr/sbin/nologin",
+        }
+    ]
+    assert config["disable_root"] is True
+    assert config["ssh_pwauth"] is False
+    assert not {"chpasswd", "password", "ssh_authorized_keys"} & set(config)
+
+
+def test_config_file_holds_only_agent_keys(
+    settings_outputs: Outputs, agent_keys: tuple[str, ...]
+) -> None:
+    """config.yaml names known keys only, and its state_dir is the unit's StateDirectory."""
+    files = written(cloud_config(settings_outputs, "index_version"))
+    config = yaml.safe_load(files["/etc/notraining-agent/config.yaml"]["content"])
+    assert set(config) <= set(agent_keys)
+    assert config["state_dir"] == "/var/lib/notraining-agent"
+    unit = (CLOUD_INIT_DIR / "notraining-agent.service").read_text()
+    assert "StateDirectory=notraining-agent\n" in unit
+    assert "--config /etc/notraining-agent/config.yaml" in unit
+
+
+def install_script(outputs: Outputs, variant: str) -> str:
+    files = written(cloud_config(outputs, variant))
+    entry = files["/usr/local/sbin/notraining-agent-install"]
+    assert entry["permissions"] == "0755"
+    script: str = entry["content"]
+    return script
+
+
+def test_gcs_wheel_is_downloaded_checked_then_installed(settings_outputs: Outputs) -> None:
+    """The wheel comes from GCS with the VM's token, passes sha256sum, then pip installs it."""
+    script = install_script(settings_outputs, "gcs_wheel")
+    url = "https://storage.googleapis.com/example-artifacts/dist/notraining_agent-0.1.0-py3-none-any.whl"
+    download = script.index(url)
+    check = script.index(f'echo "{SHA256}  $wheel" | sha256sum --check --strict -')
+    install = script.index('pip install "$wheel[gcs]"')
+    assert download < check < install
+    assert "git" not in script.split()
+    # The token reaches curl on stdin (-H @-), never on a command line other users can see.
+    assert "printf 'Authorization: Bearer %s\\n' \"$token\" |" in script
+    assert "curl -fsS --retry 5 -H @-" in script
+    assert "Bearer $token" not in script
+
+
+def test_index_version_is_pinned(settings_outputs: Outputs) -> None:
+    """Without a wheel, pip installs exactly agent_version from pip_index_url."""
+    script = install_script(settings_outputs, "index_version")
+    assert (
+        "pip install --index-url 'https://us-python.pkg.dev/example-project/agents/simple/' "
+        "'notraining-agent==0.1.0'" in script
+    )
+    assert "curl" not in script
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_install_script_is_valid_posix_sh(
+    settings_outputs: Outputs, variant: str, tmp_path: Path
+) -> None:
+    """`sh -n` parses the install script (dash on Ubuntu runs it)."""
+    sh = require("sh")
+    path = tmp_path / "install.sh"
+    path.write_text(install_script(settings_outputs, variant))
+    parsed = run([sh, "-n", str(path)])
+    assert parsed.returncode == 0, parsed.stderr
+    assert install_script(settings_outputs, variant).startswith("#!/bin/sh\n")
