@@ -204,10 +204,18 @@ def test_unwritable_state_dir_is_a_state_error(tmp_path: Path) -> None:
 def test_job_dir_is_safe(tmp_path: Path) -> None:
     """A job's folder stays under state_dir/jobs whatever its id holds."""
     store = StateStore(tmp_path)
-    assert store.job_dir("ntd-1") == tmp_path / "jobs" / "ntd-1"
+    assert store.job_dir("ntd-1").parent == tmp_path / "jobs"
+    assert store.job_dir("ntd-1").name.startswith("ntd-1-")
+    assert store.job_dir("ntd-1") == store.job_dir("ntd-1")
     hostile = store.job_dir("../../etc/passwd")
     assert hostile.parent == tmp_path / "jobs"
     assert ".." not in hostile.parts
+
+
+def test_job_dirs_of_similar_ids_differ(tmp_path: Path) -> None:
+    """Ids that sanitise alike (a/b, a_b) still get folders of their own."""
+    store = StateStore(tmp_path)
+    assert store.job_dir("a/b") != store.job_dir("a_b")
 
 
 def test_report_pending_until_an_outcome() -> None:
