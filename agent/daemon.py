@@ -144,7 +144,7 @@ async def run(
                     session=session,
                     scopes=instance.scopes,
                 )
-            if not allowed:
+            if not allowed and settings.self_stop in ("stop", "delete"):
                 log.warning(
                     "can_self_stop is false: only Saturno and GCE's max_run_duration "
                     "can end this VM"

@@ -55,7 +55,12 @@ async def stop_vm(
     try:
         await poweroff(which=which)
     except StopError as exc:
-        log.critical("the VM could not be stopped: %s", exc, extra=extra)
+        log.critical(
+            "the VM could not be stopped: %s; exiting 3 (under the notraining-agent unit, "
+            "systemd's FailureAction=poweroff powers the VM off next)",
+            exc,
+            extra=extra,
+        )
         return EXIT_STOP_FAILED
     return EXIT_OK
 

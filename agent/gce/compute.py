@@ -50,8 +50,9 @@ POLL_INTERVAL = 1.0
 
 _HINT = (
     "check that the VM's service account has compute.instances.{verb} on this instance "
-    "(for example roles/compute.instanceAdmin.v1), that the VM has the compute or "
-    "cloud-platform scope, and that compute_endpoint ({endpoint}) is right"
+    "(the terraform module's self-stop role grants it to instances of its template), that "
+    "the VM has the compute or cloud-platform scope, and that compute_endpoint ({endpoint}) "
+    "is right"
 )
 
 
@@ -255,7 +256,8 @@ async def _poll(
             )
         except Exception as exc:
             if not _is_transient(exc):
-                log.warning("self-stop: cannot poll operation %s (%s)", op_name, _describe(exc))
+                # The least-privilege role grants no zoneOperations.get: the request stands.
+                log.info("self-stop: cannot poll operation %s (%s)", op_name, _describe(exc))
                 return
             log.info("self-stop: polling operation %s failed (%s)", op_name, _describe(exc))
         if not _is_done(operation):
