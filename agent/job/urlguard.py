@@ -95,6 +95,12 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+def _carried_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 literal carries (mapped, NAT64, 6to4, Teredo), else None."""
+    literal = parse_literal(host)
+    return _embedded_ipv4(literal) if isinstance(literal, ipaddress.IPv6Address) else None
+
+
 def parse_literal(host: str) -> IPAddress | None:
     """The address a host names literally (IPv6, dotted quad), else None; host is normalised."""
     try:
@@ -161,6 +167,9 @@ def metadata_refusal(
     if name in METADATA_NAMES or name.endswith(".metadata.google.internal"):
         return f"{name} is the GCE metadata server"
     candidates = [name] if address is None else [name, str(address)]
+    # ::ffff:169.254.169.254 reaches the IPv4 server through a dual-stack socket, so an
+    # IPv6 spelling that carries an IPv4 address is compared as that IPv4 address too.
+    candidates += [str(v4) for v4 in map(_carried_ipv4, candidates) if v4 is not None]
     for candidate in candidates:
         literal = parse_literal(candidate)
         if literal is not None and literal in METADATA_ADDRESSES:
