@@ -147,6 +147,10 @@ def _text(raw: object, limit: int, *, ids: bool = False) -> str | None:
         raise _FieldError(f"longer than {limit} characters")
     if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text):
         raise _FieldError("contains control characters")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        # "\ud800" inside a JSON-encoded arts_path list escapes the body's own check;
+        # such a string cannot be written as UTF-8 to logs, files or a request line.
+        raise _FieldError("contains a lone surrogate (\\uD800-\\uDFFF); send valid Unicode")
     return text or None
 
 
@@ -161,6 +165,8 @@ def _url_list(raw: object) -> list[object]:
                 decoded = json.loads(stripped)
             except ValueError:
                 raise _FieldError("looks like a JSON list but is not valid JSON") from None
+            except RecursionError:  # "[[[[..." deeper than the parser's stack: a 400, not a 500
+                raise _FieldError("is a JSON list nested too deeply; send a flat list") from None
             if not isinstance(decoded, list):
                 raise _FieldError("expected a list of URLs")
             raw = decoded
