@@ -2,7 +2,8 @@
 
 Refused: entries outside the folder (absolute, ``..``, drive letters, backslashes),
 symlinks, devices, FIFOs and sockets (zip ``external_attr`` file types),
-encrypted entries, a name used twice or both as file and folder, overlapping
+encrypted entries, compression other than stored or deflate (the others inflate
+without a memory bound), a name used twice or both as file and folder, overlapping
 entries (the "better zip bomb" trick), more than ``max_entries`` entries (counted
 in the central directory before zipfile loads it), more than ``max_total_bytes``
 written, and an entry that inflates more than ``max_ratio`` times its compressed
@@ -42,9 +43,11 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _EOCD = struct.Struct("<4s4H2LH")
 _LOCATOR = struct.Struct("<4sLQL")
 _EOCD64 = struct.Struct("<4sQ2H2L4Q")
-_SUPPORTED = frozenset(
-    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-)
+# Only these inflate in bounded steps: zipfile asks zlib for at most the bytes requested,
+# but hands bzip2 and LZMA the whole compressed read at once, so a 300-byte bzip2 entry
+# becomes gigabytes in memory before any size check runs.
+_SUPPORTED = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflate64"}
 _FILE_KINDS = {
     stat.S_IFLNK: "a symbolic link",
     stat.S_IFCHR: "a character device",
@@ -251,8 +254,11 @@ def _plan(
         if info.flag_bits & 0x1:
             raise _refused(name, f"entry {info.filename[:200]!r} is encrypted")
         if info.compress_type not in _SUPPORTED:
+            method = _METHODS.get(info.compress_type, f"method {info.compress_type}")
             raise _refused(
-                name, f"entry {info.filename[:200]!r} uses compression method {info.compress_type}"
+                name,
+                f"entry {info.filename[:200]!r} uses {method} compression, which cannot be "
+                "inflated in bounded memory; re-zip with deflate (any zip tool's default)",
             )
         key = tuple(unicodedata.normalize("NFC", part) for part in parts)
         if key in files:
