@@ -5,7 +5,7 @@ symlinks, devices, FIFOs and sockets (zip ``external_attr`` file types),
 encrypted entries, compression other than stored or deflate (the others inflate
 without a memory bound), a name used twice or both as file and folder, overlapping
 entries (the "better zip bomb" trick), more than ``max_entries`` entries (counted
-in the central directory before zipfile loads it), more than ``max_total_bytes``
+in the central directory before zipfile loads it) or folders, more than ``max_total_bytes``
 written, and an entry that inflates more than ``max_ratio`` times its compressed
 size. Sizes are counted while writing; header sizes are never trusted. Nested
 zips are kept as ordinary files and never opened. ``__MACOSX/``, ``.DS_Store``
@@ -268,6 +268,8 @@ def _plan(
             raise _refused(name, f"entry {info.filename[:200]!r} is used as file and folder")
         files.add(key)
         folders |= parents
+        if len(folders) > max_entries:  # 500-deep unique paths: inodes and disk, no bytes
+            raise _refused(name, f"it would create more than {max_entries} folders")
         plan.append((info, parts))
     return plan
 
