@@ -1,15 +1,16 @@
 """Extract a job's zip without trusting anything it says about itself (contract section 5).
 
 Refused: entries outside the folder (absolute, ``..``, drive letters, backslashes),
-symlinks, devices, FIFOs and sockets (zip ``external_attr`` file types),
-encrypted entries, compression other than stored or deflate (the others inflate
-without a memory bound), a name used twice or both as file and folder, overlapping
-entries (the "better zip bomb" trick), more than ``max_entries`` entries (counted
-in the central directory before zipfile loads it) or folders, more than ``max_total_bytes``
-written, and an entry that inflates more than ``max_ratio`` times its compressed
-size. Sizes are counted while writing; header sizes are never trusted. Nested
-zips are kept as ordinary files and never opened. ``__MACOSX/``, ``.DS_Store``
-and ``._*`` files are skipped. On any failure the whole ``dest_dir`` is removed.
+symlinks, devices, FIFOs and sockets (zip ``external_attr`` file types), links named
+in a Unix extra field, encrypted entries, compression other than stored or deflate
+(the others inflate without a memory bound), a name used twice or both as file and
+folder, overlapping entries (the "better zip bomb" trick), more than ``max_entries``
+entries (counted in the central directory before zipfile loads it) or folders, more
+than ``max_total_bytes`` written, and an entry that inflates more than ``max_ratio``
+times its compressed size. Sizes are counted while writing; header sizes are never
+trusted. Nested zips are kept as ordinary files and never opened. ``__MACOSX/``,
+``.DS_Store`` and ``._*`` files are skipped. On any failure the whole ``dest_dir``
+is removed.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ _EOCD64 = struct.Struct("<4sQ2H2L4Q")
 # becomes gigabytes in memory before any size check runs.
 _SUPPORTED = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflate64"}
+_UNIX_EXTRA = 0x000D
+_UNIX_EXTRA_FIXED = 12  # atime, mtime, uid, gid
 _FILE_KINDS = {
     stat.S_IFLNK: "a symbolic link",
     stat.S_IFCHR: "a character device",
@@ -246,7 +249,7 @@ def _plan(
     folders: set[tuple[str, ...]] = set()
     for info in infos:
         parts = _entry_parts(info.filename, name)
-        kind = _FILE_KINDS.get(stat.S_IFMT(info.external_attr >> 16))
+        kind = _special_kind(info)
         if kind:
             raise _refused(name, f"entry {info.filename[:200]!r} is {kind}")
         if info.is_dir() or stat.S_ISDIR(info.external_attr >> 16) or _is_junk(parts):
@@ -272,6 +275,29 @@ def _plan(
             raise _refused(name, f"it would create more than {max_entries} folders")
         plan.append((info, parts))
     return plan
+
+
+def _special_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a non-regular entry is: its mode bits, or a link named in its Unix extra field."""
+    kind = _FILE_KINDS.get(stat.S_IFMT(info.external_attr >> 16))
+    if kind is None and _names_a_link_target(info.extra):
+        kind = "a hard or symbolic link (its Unix extra field names a target)"
+    return kind
+
+
+def _names_a_link_target(extra: bytes) -> bool:
+    """PKWARE's Unix extra field (0x000d) has data past its 12 fixed bytes only for links.
+
+    zipfile ignores it, but other unzip tools make hard links from it; an archive that
+    asks for one is hostile or broken either way, so it is refused, not half-honoured.
+    """
+    pos = 0
+    while pos + 4 <= len(extra):
+        header_id, size = struct.unpack_from("<2H", extra, pos)
+        if header_id == _UNIX_EXTRA and size > _UNIX_EXTRA_FIXED:
+            return True
+        pos += 4 + size
+    return False
 
 
 def _check_overlap(infos: list[zipfile.ZipInfo], name: str) -> None:
