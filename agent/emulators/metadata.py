@@ -125,6 +125,7 @@ class MetadataEmulator:
         internal_ip: str = "10.142.0.2",
         external_ip: str | None = "203.0.113.10",
         service_account_email: str | None = None,
+        service_account: bool = True,
         scopes: tuple[str, ...] = DEFAULT_SCOPES,
         access_token: str = DEFAULT_ACCESS_TOKEN,
         token_lifetime: int = 3599,
@@ -145,6 +146,7 @@ class MetadataEmulator:
         self.service_account_email = (
             service_account_email or f"{numeric_project_id}-compute@developer.gserviceaccount.com"
         )
+        self.service_account = service_account
         self.scopes = tuple(scopes)
         self.access_token = access_token
         self.token_lifetime = token_lifetime
@@ -235,6 +237,9 @@ class MetadataEmulator:
             "token": _Endpoint.TOKEN,
             "identity": _Endpoint.IDENTITY,
         }
+        accounts: dict[str, Node] = {}
+        if self.service_account:  # a VM created with --no-service-account has none
+            accounts = {"default": account, self.service_account_email: dict(account)}
         guest: dict[str, Node] = {ns: dict(keys) for ns, keys in self._guest.items()}
         flag = "TRUE" if self.preemptible else "FALSE"
         instance: dict[str, Node] = {
@@ -264,7 +269,7 @@ class MetadataEmulator:
                 "on-host-maintenance": "TERMINATE" if self.preemptible else "MIGRATE",
                 "preemptible": flag,
             },
-            "service-accounts": {"default": account, self.service_account_email: dict(account)},
+            "service-accounts": accounts,
             "zone": f"projects/{self.numeric_project_id}/zones/{self.zone}",
         }
         project: dict[str, Node] = {
@@ -300,7 +305,7 @@ class MetadataEmulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         body = await request.text() if request.can_read_body else ""
-        query, headers = dict(request.query), dict(request.headers)
+        query, headers = dict(request.query), request.headers.copy()  # case-insensitive
         self.requests.append(RecordedRequest(request.method, request.path, query, headers, body))
         try:
             self._admit(request)
@@ -353,7 +358,8 @@ class MetadataEmulator:
         if is_dir and not recursive:
             return _answer(_listing(node), TEXT, etag=etag)
         if query.get("alt", "json" if is_dir else "text") == "json":
-            text = json.dumps(_to_json(node), separators=(",", ":"))
+            verbatim = not _VERBATIM.isdisjoint(segments)  # inside attributes/: names as set
+            text = json.dumps(_to_json(node, verbatim), separators=(",", ":"))
             return _answer(text, "application/json", etag=etag)
         if is_dir:
             return _answer(_to_text(node), TEXT, etag=etag)

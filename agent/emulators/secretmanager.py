@@ -87,7 +87,7 @@ class SecretManagerEmulator:
     async def _handle(self, request: web.Request) -> web.Response:
         response = self._answer(request)
         self.calls.append(
-            RecordedCall(request.method, request.path, dict(request.headers), response.status)
+            RecordedCall(request.method, request.path, request.headers.copy(), response.status)
         )
         return response
 

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -140,8 +140,8 @@ class MetadataClient:
         return token
 
     async def watch(
-        self, path: str, *, recursive: bool = False, timeout_sec: int = WATCH_TIMEOUT_SEC
-    ) -> AsyncIterator[str]:
+        self, path: str, *, recursive: bool = False, timeout_sec: float = WATCH_TIMEOUT_SEC
+    ) -> AsyncGenerator[str, None]:
         """Yield the value at ``path`` now, then each time it changes; never gives up.
 
         Long polls with ``wait_for_change`` and the ETag of every answer, with our own
@@ -153,7 +153,11 @@ class MetadataClient:
         etag = "0"  # differs from any real ETag, so the first answer comes at once
         failures = 0
         while True:
-            params = {"wait_for_change": "true", "last_etag": etag, "timeout_sec": str(timeout_sec)}
+            params = {
+                "wait_for_change": "true",
+                "last_etag": etag,
+                "timeout_sec": f"{timeout_sec:g}",
+            }
             if recursive:
                 params["recursive"] = "true"
             try:
