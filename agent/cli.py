@@ -98,12 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, help="where to keep state and results")
     demo.add_argument("--arts", type=int, default=6, help="how many arts the package holds")
 
-    try:
-        from agent import match_cli  # noqa: PLC0415 - optional until the vision extra lands
-    except ImportError:
-        pass
-    else:
-        match_cli.add_parser(sub)
+    from agent import match_cli  # noqa: PLC0415 - imports no vision library until it runs
+
+    match_cli.add_parser(sub)
     return parser
 
 
@@ -143,7 +140,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "match":
         from agent import match_cli  # noqa: PLC0415
 
-        return match_cli.run(args)
+        return int(match_cli.run(args))
     raise AssertionError(args.command)
 
 

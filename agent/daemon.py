@@ -23,9 +23,10 @@ import aiohttp
 from agent import config as cfg
 from agent.auth import Authenticator, check_secret_strength, saturno_authorization
 from agent.errors import EXIT_OK, ConfigError
+from agent.gce import InstanceInfo
 from agent.gce.compute import can_self_stop
 from agent.gce.credentials import TokenSource
-from agent.gce.metadata import InstanceInfo, MetadataClient, discover
+from agent.gce.metadata import MetadataClient, discover
 from agent.gce.secrets import access_secret_version
 from agent.job.runner import JobOutcome, run_job
 from agent.job.spec import JobSpec
@@ -196,7 +197,6 @@ async def run(
             extra={"event": "listening", "port": bound_port},
         )
         return await _until_signal(lifecycle.run())
-    return EXIT_OK  # unreachable: the block returns; keeps mypy's flow analysis simple
 
 
 async def _until_signal(life: Coroutine[Any, Any, int]) -> int:

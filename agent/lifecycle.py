@@ -23,7 +23,8 @@ from typing import Any
 from agent import reports
 from agent.config import Settings
 from agent.errors import InvalidJobError, JobError
-from agent.gce.metadata import InstanceInfo, MetadataClient
+from agent.gce import InstanceInfo
+from agent.gce.metadata import MetadataClient
 from agent.job.payload import decode_body
 from agent.job.runner import JobOutcome
 from agent.job.spec import JobSpec, parse_job

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from agent.gce.metadata import InstanceInfo
+from agent.gce import InstanceInfo
 from agent.logs import utc_iso
 from agent.state import JobRecord, Report, ReportKind
 

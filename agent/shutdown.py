@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from agent.config import Settings
 from agent.errors import EXIT_OK, EXIT_STOP_FAILED, StopError
+from agent.gce import InstanceInfo
 from agent.gce.compute import request_self_stop
-from agent.gce.metadata import InstanceInfo
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
