@@ -74,10 +74,16 @@ class MetadataClient:
         self._guest_refusal_logged = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], **kwargs: float | Sleep) -> MetadataClient:
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        sleep: Sleep = asyncio.sleep,
+    ) -> MetadataClient:
         """The host google-auth would use: GCE_METADATA_HOST, else GCE_METADATA_IP, else default."""
         host = environ.get("GCE_METADATA_HOST") or environ.get("GCE_METADATA_IP") or DEFAULT_HOST
-        return cls(host, **kwargs)  # type: ignore[arg-type]
+        return cls(host, request_timeout=request_timeout, sleep=sleep)
 
     async def __aenter__(self) -> MetadataClient:
         return self
