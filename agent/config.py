@@ -9,6 +9,7 @@ is reported with its key and source, and ``check-config`` can show the origin.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ def parse_duration(raw: object) -> float:
         if not match:
             raise _InvalidValueError("expected a duration such as 90, 90s, 30m or 2h")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise _InvalidValueError("expected a finite duration such as 90, 90s, 30m or 2h")
     if seconds < 0:
         raise _InvalidValueError("a duration cannot be negative")
     return seconds

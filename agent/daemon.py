@@ -22,7 +22,7 @@ import aiohttp
 
 from agent import config as cfg
 from agent.auth import Authenticator, check_secret_strength, saturno_authorization
-from agent.errors import EXIT_OK, ConfigError
+from agent.errors import EXIT_OK, ConfigError, MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.compute import can_self_stop
 from agent.gce.credentials import TokenSource
@@ -152,7 +152,10 @@ async def run(
                 )
             identity = None
             if settings.identity_audience and start.metadata is not None:
-                identity = await start.metadata.identity_token(settings.identity_audience)
+                try:
+                    identity = await start.metadata.identity_token(settings.identity_audience)
+                except MetadataError as exc:  # the boot report must go out without it
+                    log.warning("no identity token for the boot report: %s", exc)
             return BootFacts(boot_id(), bound_port, agent_version(), allowed, identity)
 
         async def stop() -> int:

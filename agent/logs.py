@@ -30,6 +30,8 @@ def register_secret(value: str) -> None:
     """Mask ``value`` wherever it would appear in a log line from now on."""
     if len(value) >= 4:
         _secrets.add(value)
+        # Lines are masked after JSON encoding, where quotes and controls appear escaped.
+        _secrets.add(json.dumps(value, ensure_ascii=False)[1:-1])
 
 
 @contextmanager

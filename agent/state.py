@@ -164,7 +164,9 @@ def _encode(record: AgentRecord) -> dict[str, Any]:
     return data
 
 
-def _decode(data: dict[str, Any]) -> AgentRecord:
+def _decode(data: Any) -> AgentRecord:
+    if not isinstance(data, dict):
+        raise TypeError("the state file does not hold a JSON object")
     if data.get("version") != FORMAT_VERSION:
         raise ValueError(f"unknown state format {data.get('version')!r}")
     job = data.get("job")

@@ -47,7 +47,7 @@ def form_fields(job: Mapping[str, Any]) -> list[tuple[str, str]]:
         if value is None:
             continue
         values = value if isinstance(value, list) else [value]
-        fields.extend((key, str(item)) for item in values)
+        fields.extend((key, str(item)) for item in values if item is not None)
     return fields
 
 

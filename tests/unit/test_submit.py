@@ -88,10 +88,6 @@ def test_form_fields_repeat_list_keys_and_skip_none() -> None:
     assert fields == [("a", "1"), ("a", "x"), ("c", "True"), ("d", "2")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="form_fields sends None list items as 'None'; requests drops them. Fix reported.",
-)
 def test_form_fields_skip_none_inside_lists() -> None:
     """A null inside arts_path is left out, as requests does."""
     assert form_fields({"arts_path": ["u1", None]}) == [("arts_path", "u1")]
