@@ -50,6 +50,10 @@ STOP_BACKOFF = Backoff(initial=1.0, cap=10.0, jitter=False)
 """Between stop attempts; one VM stopping itself has no herd to spread, so no jitter."""
 POLL_INTERVAL = 1.0
 """Pause between two ``wait`` polls that came back early (the server-side wait blocks)."""
+CALL_TIMEOUT = 10.0
+"""Bound of one stop/delete/wait call. GCE answers a stop in a second or two; a call that
+hangs is retried, and three tries with their backoff must fit the cost target of
+``shutdown_grace`` + 60 s before the poweroff fallback runs (at 30 s they took 96 s)."""
 
 _HINT = (
     "check that the VM's service account has compute.instances.{verb} on this instance "
@@ -124,7 +128,7 @@ async def request_self_stop(
     endpoint: str,
     credentials: Credentials,
     attempts: int = 3,
-    timeout: float = 30.0,
+    timeout: float = CALL_TIMEOUT,
     wait_timeout: float = 60.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
