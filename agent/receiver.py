@@ -62,12 +62,18 @@ class _NoRequestBytes(logging.Filter):
     aiohttp logs a bad request head with a traceback whose message quotes the
     offending line, which may be an ``Authorization`` header. Internet noise is
     not an agent error either, so these become one INFO line naming the error class.
+    So does a client hanging up mid-body: ``_outcomes`` logs it as 499 and re-raises,
+    and aiohttp would add an ERROR traceback per dropped connection.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            record.msg = "refused a malformed request from %s: %s"
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            record.msg = (
+                "refused a malformed request from %s: %s"
+                if isinstance(exc, HttpProcessingError)
+                else "a client from %s went away mid-request: %s"
+            )
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
             record.args = (remote, type(exc).__name__)
             record.exc_info = None
