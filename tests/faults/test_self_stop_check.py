@@ -1,0 +1,108 @@
+"""``can_self_stop`` at boot (issue 4, item 5), as the real agent reports it to Saturno.
+
+The agent asks ``testIamPermissions`` for the permission its ``self_stop`` mode
+needs, but only when the default service account's scopes include ``compute``
+or ``cloud-platform`` (without one, the token could not stop the VM whatever IAM
+says). ``false`` is logged as a warning: then only Saturno and GCE's
+``max_run_duration`` can end the VM. The unit cases of the check itself are in
+tests/unit/test_compute.py; these run the whole boot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from agent.emulators.suite import AgentProcess
+from tests.faults.conftest import STEP_TIMEOUT, Scene
+
+pytestmark = [pytest.mark.integration]
+
+COMPUTE = "https://www.googleapis.com/auth/compute"
+CLOUD = "https://www.googleapis.com/auth/cloud-platform"
+READONLY = "https://www.googleapis.com/auth/compute.readonly"
+EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+WARNING = "can_self_stop is false"
+
+
+async def _boot_report(
+    scene: Scene, self_stop: str = "stop"
+) -> tuple[dict[str, Any], AgentProcess]:
+    """Start an agent, return its boot report once Saturno has it."""
+    agent = scene.agent(self_stop=self_stop)
+    await agent.start()
+    (report,) = await scene.world.saturno.wait_for("register", timeout=STEP_TIMEOUT)
+    return report.body, agent
+
+
+async def _warned(agent: AgentProcess) -> bool:
+    """Whether the agent warned that it cannot stop itself (read up to its idle state)."""
+    await agent.wait_for_log(lambda x: x.get("state") == "idle", STEP_TIMEOUT)
+    return any(WARNING in line.get("message", "") for line in agent.lines)
+
+
+@pytest.mark.parametrize(
+    ("self_stop", "granted", "expected"),
+    [
+        ("stop", None, True),  # everything granted
+        ("stop", ("compute.instances.stop",), True),
+        ("stop", (), False),  # the emulator grants nothing: GCE omits the key
+        ("stop", ("compute.instances.delete",), False),
+        ("delete", ("compute.instances.delete",), True),
+        ("delete", ("compute.instances.stop",), False),  # may stop, not delete
+    ],
+)
+async def test_boot_report_says_whether_iam_grants_the_stop(
+    scene: Scene, self_stop: str, granted: tuple[str, ...] | None, expected: bool
+) -> None:
+    """The boot report's can_self_stop follows IAM for the mode's permission; false warns."""
+    if granted is None:
+        scene.world.compute.grant_all()
+    else:
+        scene.world.compute.grant(*granted)
+    report, agent = await _boot_report(scene, self_stop=self_stop)
+    assert report["can_self_stop"] is expected
+    (call,) = scene.world.compute.calls_for("test_iam_permissions")
+    assert call.body == {"permissions": [f"compute.instances.{self_stop}"]}
+    assert await _warned(agent) is not expected
+
+
+@pytest.mark.parametrize(
+    ("scopes", "expected"),
+    [
+        ((CLOUD, EMAIL), True),
+        ((COMPUTE,), True),
+        ((READONLY, EMAIL), False),  # read-only compute cannot stop anything
+        ((EMAIL,), False),
+        ((), False),
+    ],
+)
+async def test_scopes_gate_the_check(scene: Scene, scopes: tuple[str, ...], expected: bool) -> None:
+    """Without the compute or cloud-platform scope the answer is false, IAM not even asked."""
+    scene.world.metadata.scopes = scopes
+    report, agent = await _boot_report(scene)
+    assert report["can_self_stop"] is expected
+    assert bool(scene.world.compute.calls_for("test_iam_permissions")) is expected
+    assert await _warned(agent) is not expected
+
+
+async def test_iam_check_failing_still_sends_the_boot_report(scene: Scene) -> None:
+    """testIamPermissions answering 403 or 500: can_self_stop false, the boot report goes out."""
+    scene.world.compute.fail(403, operation="test_iam_permissions")
+    report, agent = await _boot_report(scene)
+    assert report["can_self_stop"] is False
+    assert await _warned(agent)
+
+
+@pytest.mark.slow
+async def test_iam_check_hanging_delays_the_boot_report_boundedly(scene: Scene) -> None:
+    """A Compute API that never answers costs the boot report at most the check's 10 s bound."""
+    scene.world.compute.hang(operation="test_iam_permissions")
+    started = time.monotonic()
+    report, agent = await _boot_report(scene)
+    waited = time.monotonic() - started
+    assert report["can_self_stop"] is False
+    assert waited < 15.0, f"the boot report waited {waited:.1f} s for a hanging IAM check"
+    assert await _warned(agent)
