@@ -124,7 +124,7 @@ class Lifecycle:
         job = JobRecord(spec=spec, state=JobState.ACCEPTED, via=via, accepted_at=self._now())
         self._record.job = job
         try:
-            await self._save()
+            await self._p.store.save(self._record)  # raises: no 200 for a job not on disk
         except BaseException:
             self._record.job = None
             raise
@@ -386,7 +386,22 @@ class Lifecycle:
         await self._save()
 
     async def _save(self) -> None:
-        await self._p.store.save(self._record)
+        """Save the record; once a job is taken, a disk that refuses is logged, not fatal.
+
+        Crashing on a full disk lost the end report and, under systemd's restarts,
+        kept the VM up; going on from memory still reports and stops it. At worst a
+        later restart re-runs from the last state that was saved.
+        """
+        try:
+            await self._p.store.save(self._record)
+        except OSError as exc:
+            log.error(
+                "cannot save state in %s (%s); going on from memory so the end report still "
+                "goes out and the VM stops; free space in state_dir",
+                self._p.store.state_dir,
+                exc.strerror or exc,
+                extra={"event": "state_save_failed"},
+            )
 
     def _now(self) -> float:
         return self._p.clock.wall()
