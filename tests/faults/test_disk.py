@@ -92,6 +92,28 @@ async def test_disk_full_during_download_fails_the_job_cleanly(
         _assert_failed_cleanly(scene, state_dir, "No space left on device")
 
 
+async def test_disk_full_when_the_state_is_saved_still_reports_and_stops(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """The disk fills up mid-process (not by us): the job fails, is reported, the VM stops."""
+    with mounted_tmpfs(tmp_path / "small", "size=2m") as state_dir:
+        agent = scene.agent(state_dir=state_dir, processor="slow-manifest", process_seconds=1.0)
+        await agent.start()
+        assert await scene.post_job(agent) == 200
+        await scene.reach(agent, event="stage", stage="process")
+        with contextlib.suppress(OSError), (state_dir / "filler").open("wb") as filler:
+            while True:  # something else on the VM takes the last byte
+                filler.write(bytes(64 * 1024))
+        assert await agent.wait(LIFE_TIMEOUT) == 0, agent.stderr
+        (end,) = scene.world.saturno.reports_for("done")
+        assert end.body["status"] == "failed", end.body
+        assert "No space left on device" in end.body["error"]
+        assert scene.systemctl_calls() == ["poweroff"]
+        assert agent.events("state_save_failed"), "the lost durability must be logged"
+        json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))  # the last good one
+        assert not (state_dir / f"{STATE_FILE}.corrupt").exists()
+
+
 async def test_write_refused_during_download_fails_the_job_cleanly(scene: Scene) -> None:
     """EFBIG mid-download (RLIMIT_FSIZE, no root needed): the same clean failure."""
     agent = scene.agent()
