@@ -58,7 +58,10 @@ def draw(photo: Image, detections: Sequence[Detection]) -> Image:
 
 def write(path: Path, photo: Image, detections: Sequence[Detection]) -> Path:
     """Draw the detections and save the picture; the format follows the file's extension."""
-    ok, encoded = cv2.imencode(path.suffix or ".png", draw(photo, detections))
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", draw(photo, detections))
+    except cv2.error as exc:
+        raise ValueError(f"cannot encode a picture as {path.suffix!r}; use .png or .jpg") from exc
     if not ok:
         raise ValueError(f"cannot encode a picture as {path.suffix!r}; use .png or .jpg")
     path.write_bytes(encoded.tobytes())

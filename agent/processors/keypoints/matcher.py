@@ -21,7 +21,6 @@ import numpy.typing as npt
 from agent.processors.keypoints.features import (
     DEFAULT_PHOTO_FEATURES,
     DEFAULT_PHOTO_MAX_SIDE,
-    Descriptors,
     Features,
     Gray,
     extract,
@@ -49,12 +48,12 @@ class MatchParams:
     """Thresholds of the vote and the verification, tuned on generated store scenes."""
 
     neighbours: int = 4
-    vote_ratio: float = 0.85
-    candidates: int = 8
+    vote_ratio: float = 0.8
+    candidates: int = 12
     min_votes: int = 4
     verify_ratio: float = 0.8
     ransac_px: float = 5.0
-    min_inliers: int = 10
+    min_inliers: int = 12
     min_coverage: float = 0.08
     max_overlap: float = 0.5
     flann_checks: int = 48
@@ -103,9 +102,9 @@ class Matcher:
             self._data = index.descriptors
             flann_params = {
                 "algorithm": _FLANN_LSH,
-                "table_number": 8,
-                "key_size": 16,
-                "multi_probe_level": 2,
+                "table_number": 6,
+                "key_size": 12,
+                "multi_probe_level": 1,
             }
         self._groups = _duplicate_groups(index)
         # FLANN keeps a pointer into self._data: the array must live as long as the index.
@@ -224,16 +223,23 @@ def _ratio_pairs_l2(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray
 def _ratio_pairs_hamming(
     query: AnyArray, art: npt.NDArray[np.uint8], ratio: float
 ) -> npt.NDArray[np.int64]:
-    """The same for binary descriptors, through OpenCV's brute-force Hamming matcher."""
-    if len(art) < 2:
+    """The same for binary descriptors: Hamming distances by XOR and popcount, in blocks."""
+    if len(art) < 2 or len(query) == 0:
         return np.zeros((0, 2), np.int64)
-    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(cast(Descriptors, query), art, k=2)
-    pairs = [
-        (m[0].queryIdx, m[0].trainIdx)
-        for m in knn
-        if len(m) == 2 and m[0].distance < ratio * m[1].distance
-    ]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    words_q = np.ascontiguousarray(query, dtype=np.uint8).view(np.uint64)
+    words_a = np.ascontiguousarray(art, dtype=np.uint8).view(np.uint64)
+    distance = np.empty((len(words_q), len(words_a)), dtype=np.int32)
+    block = max(1, 2_000_000 // max(1, words_a.size))
+    for start in range(0, len(words_q), block):
+        xor = np.bitwise_xor(words_q[start : start + block, None, :], words_a[None, :, :])
+        distance[start : start + block] = np.bitwise_count(xor).sum(axis=2)
+    rows = np.arange(len(query))
+    best = distance.argmin(axis=1)
+    first = distance[rows, best].astype(np.float32)
+    distance[rows, best] = np.iinfo(np.int32).max
+    second = distance.min(axis=1).astype(np.float32)
+    keep = first < ratio * second
+    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
 
 
 def _duplicate_groups(index: Index) -> npt.NDArray[np.int64]:
@@ -248,6 +254,7 @@ def _duplicate_groups(index: Index) -> npt.NDArray[np.int64]:
 
 def _plausible(corners: FloatArray, original: FloatArray) -> bool:
     """A printed art seen by a camera: a convex, unflipped, not degenerate quadrilateral."""
+    corners = np.asarray(corners, dtype=np.float32)
     edges = np.roll(corners, -1, axis=0) - corners
     following = np.roll(edges, -1, axis=0)
     turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]

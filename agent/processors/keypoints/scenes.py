@@ -68,8 +68,7 @@ def make_scene(
             truth.append((item, tuple((float(x), float(y)) for x, y in corners)))
     photo = synth.shade(photo, rng, float(rng.uniform(0.8, 1.1)), float(rng.uniform(0.85, 1.15)))
     photo = synth.blur(photo, float(rng.uniform(0.4, 1.1)))
-    noise = rng.normal(0.0, 3.0, size=photo.shape)
-    photo = np.clip(photo.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    photo = synth.noisy(photo, rng, 3.0)
     return Scene(synth.jpeg(photo, quality), truth)
 
 

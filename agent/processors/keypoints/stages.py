@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,17 @@ def run_check(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None
                 "confusions": result.confusions,
             }
         )
+
+
+def index_from_images(images: Mapping[str, bytes], options: KeypointsOptions) -> index_mod.Index:
+    """Enroll images in this process, without the check: for tests, benchmarks and demos."""
+    enrolled = []
+    for name, data in images.items():
+        gray, _ = normalise(decode_gray(data), options.max_side)
+        found = extract(gray, options.features, options.art_features)
+        width, height = int(gray.shape[1]), int(gray.shape[0])
+        enrolled.append(index_mod.EnrolledArt(name, width, height, found, phash.phash(gray)))
+    return index_mod.build(options.features, enrolled)
 
 
 def run(stage: str, plan_path: Path, shard: int, shards: int, emit: Emit = emit_stdout) -> None:

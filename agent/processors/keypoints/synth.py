@@ -45,8 +45,7 @@ def clutter(rng: np.random.Generator, width: int, height: int, channels: int) ->
                     cv2.LINE_AA,
                 )
             x += box_w + int(rng.integers(1, 6))
-    noise = rng.normal(0.0, 4.0, size=canvas.shape)
-    return cast(Image, np.clip(canvas.astype(np.float32) + noise, 0, 255).astype(np.uint8))
+    return noisy(canvas, rng, 4.0)
 
 
 def _colour(rng: np.random.Generator, channels: int, low: int, high: int) -> tuple[int, ...]:
@@ -82,31 +81,45 @@ def quad(
 def paste(canvas: Image, art: Image, corners: Quad, *, gain: float = 1.0) -> None:
     """Warp ``art`` onto ``canvas`` in place so that its corners land on ``corners``."""
     height, width = art.shape[:2]
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(canvas.shape[1], int(x1)), min(canvas.shape[0], int(y1))
+    if x1 <= x0 or y1 <= y0:
+        return
+    # Warp into the art's bounding box only: the rest of the canvas is untouched.
     source = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
-    homography = cv2.getPerspectiveTransform(source, corners.astype(np.float32))
-    size = (canvas.shape[1], canvas.shape[0])
+    target = (corners - np.array([x0, y0], np.float32)).astype(np.float32)
+    homography = cv2.getPerspectiveTransform(source, target)
+    size = (x1 - x0, y1 - y0)
     warped = cv2.warpPerspective(art, homography, size, flags=cv2.INTER_AREA)
     mask = cv2.warpPerspective(np.full((height, width), 255, np.uint8), homography, size)
-    if gain != 1.0:
-        warped = np.clip(warped.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-    if canvas.ndim == 3:
-        mask = mask[:, :, None]
+    region = canvas[y0:y1, x0:x1]
     alpha = mask.astype(np.float32) / 255.0
-    blended = canvas.astype(np.float32) * (1.0 - alpha) + warped.astype(np.float32) * alpha
-    canvas[...] = blended.astype(np.uint8)
+    if canvas.ndim == 3:
+        alpha = alpha[:, :, None]
+    blended = region * (1.0 - alpha) + warped * (alpha * gain)
+    region[...] = np.clip(blended, 0, 255).astype(np.uint8)
 
 
 def shade(image: Image, rng: np.random.Generator, gain: float, gamma: float) -> Image:
     """Lighting: global gain and gamma with a soft shadow gradient across the frame."""
     height, width = image.shape[:2]
-    direction = rng.uniform(-1, 1, size=2)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    ramp = (xx / width - 0.5) * direction[0] + (yy / height - 0.5) * direction[1]
-    factor = gain * (1.0 + 0.35 * ramp)
+    dx, dy = rng.uniform(-1, 1, size=2)
+    across = (np.linspace(-0.5, 0.5, width, dtype=np.float32) * dx)[None, :]
+    down = (np.linspace(-0.5, 0.5, height, dtype=np.float32) * dy)[:, None]
+    factor = gain * (1.0 + 0.35 * (across + down))
     if image.ndim == 3:
         factor = factor[:, :, None]
-    normed = (image.astype(np.float32) / 255.0) ** gamma
-    return cast(Image, np.clip(normed * factor * 255.0, 0, 255).astype(np.uint8))
+    curve = ((np.arange(256, dtype=np.float32) / 255.0) ** gamma * 255.0).astype(np.uint8)
+    curved = cv2.LUT(image, curve)
+    return cast(Image, np.clip(curved * factor, 0, 255).astype(np.uint8))
+
+
+def noisy(image: Image, rng: np.random.Generator, sigma: float) -> Image:
+    """Sensor noise: Gaussian, ``sigma`` grey levels."""
+    noise = rng.standard_normal(size=image.shape, dtype=np.float32) * sigma
+    return cast(Image, np.clip(image + noise, 0, 255).astype(np.uint8))
 
 
 def blur(image: Image, sigma: float) -> Image:

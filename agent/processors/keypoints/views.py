@@ -96,8 +96,7 @@ def make_view(art: Gray, condition: str, seed: int, max_side: int = DEFAULT_MAX_
         image = synth.shade(image, rng, 0.5 if dark else 1.25, 1.3 if dark else 0.75)
     if condition == "blur":
         image = synth.blur(image, 2.0)
-    noise = rng.normal(0.0, 3.0, size=image.shape)
-    image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    image = synth.noisy(image, rng, 3.0)
     if condition == "jpeg":
         encoded = synth.jpeg(image, 60)
         image = cast(Gray, cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE))

@@ -53,6 +53,11 @@ def child_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def command(stage: str, plan: Path, shard: int, shards: int) -> list[str]:
+    """The child's command line: this interpreter, the worker module, the stage's shard."""
+    return [sys.executable, "-m", WORKER_MODULE, stage, str(plan), str(shard), str(shards)]
+
+
 async def run_stage(
     stage: str,
     plan: Path,
@@ -72,13 +77,7 @@ async def run_stage(
     try:
         for shard in range(shards):
             child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                WORKER_MODULE,
-                stage,
-                str(plan),
-                str(shard),
-                str(shards),
+                *command(stage, plan, shard, shards),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -129,10 +128,14 @@ async def _follow(
         with contextlib.suppress(asyncio.CancelledError):
             await stderr_task
     if code != 0:
-        detail = "\n".join(tail)[-STDERR_TAIL:] or "no output"
+        # The job's error is one sentence: the child's last line (the exception, usually);
+        # the log keeps the whole tail for whoever debugs it.
+        output = "\n".join(tail)[-STDERR_TAIL:]
+        log.error("keypoints %s worker %d exited with code %d:\n%s", stage, shard, code, output)
+        last = next((line for line in reversed(tail) if line.strip()), "no output")
         raise ProcessorError(
-            f"the keypoints {stage} worker {shard} exited with code {code}; "
-            f"see its last output: {detail}"
+            f"the keypoints {stage} worker {shard} exited with code {code} ({last[:300]}); "
+            "see the agent's log for its output"
         )
 
 

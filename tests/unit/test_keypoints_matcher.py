@@ -1,0 +1,123 @@
+"""Finding enrolled arts in photos: vote, verification, geometry checks, confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.emulators import artgen
+from agent.processors.keypoints import matcher as matcher_mod
+from agent.processors.keypoints.features import decode_gray
+from agent.processors.keypoints.index import Index
+from agent.processors.keypoints.matcher import (
+    Detection,
+    FloatArray,
+    Matcher,
+    confidence,
+    match_photo,
+)
+from agent.processors.keypoints.options import KeypointsOptions
+from agent.processors.keypoints.scenes import make_scene
+from agent.processors.keypoints.stages import index_from_images
+
+ARTS = [artgen.generate_art(seed) for seed in range(6)]
+NAMES = [f"art_{i}.png" for i in range(len(ARTS))]
+
+
+@pytest.fixture(scope="module")
+def sift_index() -> Index:
+    return index_from_images(dict(zip(NAMES, ARTS, strict=True)), KeypointsOptions())
+
+
+def _corner_error(found: FloatArray, truth: tuple[tuple[float, float], ...]) -> float:
+    expected = np.array(truth, dtype=np.float32)
+    span = float(np.linalg.norm(expected.max(axis=0) - expected.min(axis=0)))
+    return float(np.linalg.norm(found - expected, axis=1).mean()) / span
+
+
+def test_finds_the_arts_of_a_scene_where_they_are(sift_index: Index) -> None:
+    """Every art shown is found, with its corners within 3 % of its size, and nothing else."""
+    matcher = Matcher(sift_index)
+    for seed in range(3):
+        scene = make_scene(ARTS, seed, count=3, distractors=[artgen.generate_art(900 + seed)])
+        found = match_photo(matcher, decode_gray(scene.photo))
+        assert sorted(d.art for d in found) == sorted(i for i, _ in scene.truth)
+        for art, corners in scene.truth:
+            detection = next(d for d in found if d.art == art)
+            assert detection.name == NAMES[art]
+            assert detection.inliers >= matcher.params.min_inliers
+            assert 0.5 <= detection.confidence <= 1.0
+            assert _corner_error(detection.corners, corners) < 0.03
+
+
+def test_absent_arts_and_foreign_posters_are_not_reported(sift_index: Index) -> None:
+    """A shelf with only posters from outside the package yields no detection."""
+    matcher = Matcher(sift_index)
+    foreign = [artgen.generate_art(500 + i) for i in range(3)]
+    scene = make_scene(ARTS, 11, count=0, distractors=foreign)
+    assert scene.truth == []
+    assert match_photo(matcher, decode_gray(scene.photo)) == []
+
+
+def test_orb_index_matches_too() -> None:
+    """With ORB features the same scene is recognised."""
+    options = KeypointsOptions(features="orb", art_features=1000)
+    built = index_from_images(dict(zip(NAMES, ARTS, strict=True)), options)
+    assert built.kind == "orb"
+    scene = make_scene(ARTS, 4, count=2)
+    found = match_photo(Matcher(built), decode_gray(scene.photo))
+    assert sorted(d.art for d in found) == sorted(i for i, _ in scene.truth)
+
+
+def test_a_duplicated_art_is_found_once() -> None:
+    """Two identical arts in the package: a photo of it names one of them, not none or both."""
+    images = {"a.png": ARTS[0], "copy.png": ARTS[0], "b.png": ARTS[1]}
+    matcher = Matcher(index_from_images(images, KeypointsOptions()))
+    scene = make_scene([ARTS[0]], 3, count=1)
+    found = match_photo(matcher, decode_gray(scene.photo))
+    assert len(found) == 1
+    assert found[0].name in {"a.png", "copy.png"}
+
+
+def test_empty_index_and_featureless_photo(sift_index: Index) -> None:
+    """No arts, or a photo with nothing to match, give an empty list."""
+    empty = Matcher(index_from_images({}, KeypointsOptions()))
+    photo = decode_gray(make_scene(ARTS, 1, count=1).photo)
+    assert match_photo(empty, photo) == []
+    assert match_photo(Matcher(sift_index), np.full((480, 640), 128, np.uint8)) == []
+
+
+def test_confidence_is_half_at_the_threshold_and_grows() -> None:
+    """0.5 at min_inliers, about 0.95 at twice it, always increasing, below 1."""
+    assert confidence(12, 12) == pytest.approx(0.5)
+    assert confidence(24, 12) == pytest.approx(0.95, abs=0.01)
+    values = [confidence(n, 12) for n in range(0, 200, 5)]
+    assert values == sorted(values)
+    assert all(0.0 < v <= 1.0 for v in values)
+
+
+def test_implausible_shapes_are_rejected() -> None:
+    """A mirrored, a collapsed and a wildly stretched quadrilateral are not an art."""
+    art = np.array([[0, 0], [100, 0], [100, 50], [0, 50]], np.float32)
+    plausible = matcher_mod._plausible
+    assert plausible(art * 2 + 10, art)
+    assert not plausible(art[::-1].copy(), art)  # mirror image: counter-clockwise
+    assert not plausible(art * 0.1, art)  # 10x5 pixels
+    stretched = np.array([[0, 0], [1000, 0], [1000, 50], [0, 50]], np.float32)
+    assert not plausible(stretched, art)  # 10x wider, same height
+
+
+def test_overlapping_detections_keep_the_strongest() -> None:
+    """Of two detections over the same place, only the one with more inliers stays."""
+    square = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], np.float32)
+    strong = Detection(0, "a", 80, 0.99, square)
+    weak = Detection(1, "b", 20, 0.7, square + 5)
+    apart = Detection(2, "c", 15, 0.6, square + 300)
+    kept = matcher_mod._suppress_overlaps([strong, weak, apart], 0.5)
+    assert [d.name for d in kept] == ["a", "c"]
+
+
+def test_scaled_detection_maps_back_to_the_photo() -> None:
+    """Corners found on a downscaled photo are divided by the scale."""
+    det = Detection(0, "a", 30, 0.9, np.array([[10, 20]] * 4, np.float32))
+    assert det.scaled(0.5).corners.tolist() == [[20.0, 40.0]] * 4
