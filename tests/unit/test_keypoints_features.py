@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -102,3 +103,26 @@ def test_rootsift_rows_have_unit_norm() -> None:
     assert np.allclose(norms, 1.0, atol=1e-3)
     with pytest.raises(ValueError, match="SIFT"):
         features.to_float("orb", found.descriptors)
+
+
+def test_spread_scales_keeps_coarse_keypoints() -> None:
+    """The budget is shared between sizes: weak large keypoints beat many strong small ones."""
+    small = [cv2.KeyPoint(float(i), 0.0, 3.0, response=1.0) for i in range(100)]
+    large = [cv2.KeyPoint(float(i), 9.0, 40.0, response=0.01) for i in range(5)]
+    chosen = features._spread([*small, *large], 20)
+    assert len(chosen) == 20
+    assert sum(kp.size == 40.0 for kp in chosen) == 5
+    assert features._spread(large, 20) == large
+
+
+def test_spread_scales_extracts_the_budget() -> None:
+    """On a real poster, spread extraction returns exactly the budget of SIFT descriptors."""
+    gray = decode_gray(artgen.generate_art(5, size=(1024, 768)))
+    spread = extract(gray, "sift", 300, spread_scales=True)
+    assert len(spread) == 300
+    assert spread.descriptors.shape == (300, 128)
+
+
+def test_spread_scales_on_a_flat_image() -> None:
+    """No keypoints at all is still an empty set with spread_scales."""
+    assert len(extract(decode_gray(artgen.flat_art()), "sift", 300, spread_scales=True)) == 0

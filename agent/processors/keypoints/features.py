@@ -7,7 +7,9 @@ photo yields are comparable: grey levels, a capped long side, the same detector.
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,6 +26,10 @@ keeps enough pixels, and a 12 MP phone photo costs no more than a small one."""
 
 DEFAULT_PHOTO_FEATURES = 4000
 """Descriptors taken from a photo, where several arts share the frame with clutter."""
+
+SIZE_OCTAVES = 6
+"""Keypoint sizes are grouped by powers of two (2, 4, ..., 32+ pixels) to spread an art's
+budget; SIFT on a 1024-pixel art rarely finds keypoints beyond that."""
 
 MAX_PIXELS = 100_000_000
 """Images above this many pixels are refused before decoding (a decompression bomb
@@ -122,17 +128,55 @@ def detector(kind: FeatureKind, max_features: int) -> cv2.Feature2D:
     return cv2.ORB.create(nfeatures=max_features, scaleFactor=1.2, nlevels=10, edgeThreshold=15)
 
 
-def extract(gray: Gray, kind: FeatureKind, max_features: int) -> Features:
-    """Keypoints and descriptors of ``gray``; an empty set for a textureless image."""
-    keypoints, descriptors = detector(kind, max_features).detectAndCompute(gray, None)
+def extract(
+    gray: Gray, kind: FeatureKind, max_features: int, *, spread_scales: bool = False
+) -> Features:
+    """Keypoints and descriptors of ``gray``; an empty set for a textureless image.
+
+    ``spread_scales`` (for arts) shares the budget between keypoint sizes instead of
+    keeping the strongest responses, which are mostly fine detail: fine detail is gone
+    when the art is a quarter of its size in a photo, while coarse keypoints survive.
+    """
+    keypoints: Sequence[cv2.KeyPoint]
+    if kind == "sift" and spread_scales:
+        sift = cv2.SIFT.create()
+        chosen = _spread(sift.detect(gray, None), max_features)
+        if not chosen:
+            return _no_features(kind)
+        keypoints, descriptors = sift.compute(gray, chosen)
+    else:
+        keypoints, descriptors = detector(kind, max_features).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
-        width = 128 if kind == "sift" else 32
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, width), np.uint8))
+        return _no_features(kind)
     points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     # SIFT descriptors are floats in 0..255 by construction: uint8 storage is lossless
     # enough and four times smaller in index.npz.
     packed = np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)
     return Features(points, packed)
+
+
+def _no_features(kind: FeatureKind) -> Features:
+    width = 128 if kind == "sift" else 32
+    return Features(np.zeros((0, 2), np.float32), np.zeros((0, width), np.uint8))
+
+
+def _spread(keypoints: Sequence[cv2.KeyPoint], budget: int) -> list[cv2.KeyPoint]:
+    """At most ``budget`` keypoints, shared evenly between size octaves, strongest first."""
+    if len(keypoints) <= budget:
+        return list(keypoints)
+    octaves: dict[int, list[cv2.KeyPoint]] = {}
+    for kp in keypoints:
+        octaves.setdefault(min(SIZE_OCTAVES - 1, int(math.log2(max(kp.size, 1.0)))), []).append(kp)
+    for members in octaves.values():
+        members.sort(key=lambda kp: kp.response, reverse=True)
+    chosen: list[cv2.KeyPoint] = []
+    pending = sorted(octaves.values(), key=len)
+    while pending:
+        # Smallest octaves first: what they cannot use goes to the larger ones.
+        share = (budget - len(chosen)) // len(pending)
+        members = pending.pop(0)
+        chosen.extend(members[:share])
+    return chosen
 
 
 def to_float(kind: FeatureKind, descriptors: Descriptors) -> npt.NDArray[np.float32]:

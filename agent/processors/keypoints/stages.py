@@ -81,7 +81,7 @@ def run_extract(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> No
         except OSError as exc:
             emit({"event": "extracted", "art": k, "ok": False, "error": f"unreadable: {exc}"})
             continue
-        found = extract(gray, options.features, options.art_features)
+        found = extract(gray, options.features, options.art_features, spread_scales=True)
         digest = phash.phash(gray)
         np.savez(
             _features_path(plan, k),
@@ -169,7 +169,7 @@ def index_from_images(images: Mapping[str, bytes], options: KeypointsOptions) ->
     enrolled = []
     for name, data in images.items():
         gray, _ = normalise(decode_gray(data), options.max_side)
-        found = extract(gray, options.features, options.art_features)
+        found = extract(gray, options.features, options.art_features, spread_scales=True)
         width, height = int(gray.shape[1]), int(gray.shape[0])
         enrolled.append(index_mod.EnrolledArt(name, width, height, found, phash.phash(gray)))
     return index_mod.build(options.features, enrolled)
