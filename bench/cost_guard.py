@@ -13,7 +13,7 @@ Time is scaled: ``shutdown_grace`` is 5 s (2 min in production) and
 ``notify_deadline`` 30 s (15 min); the Compute and Saturno per-call bounds are the
 real ones.
 
-    .venv/bin/python bench/cost_guard.py [--runs 48] [--parallel 4] [--seed 1]
+    .venv/bin/python bench/cost_guard.py [--runs 52] [--parallel 4] [--seed 1]
 """
 
 from __future__ import annotations
@@ -362,7 +362,7 @@ def render(runs: list[Run], seed: int, seconds: float) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=48)
+    parser.add_argument("--runs", type=int, default=52)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
