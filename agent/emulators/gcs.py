@@ -15,19 +15,19 @@ so ``google.api_core`` maps them to the same exception classes as in production.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import itertools
-import json
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from aiohttp import web
+
+from agent.emulators import _gcs_wire as wire
+from agent.emulators._gcs_wire import StoredObject
 
 Operation = Literal["upload", "upload_chunk", "download", "get", "list", "delete", "bucket"]
 """The API calls the emulator answers; faults and the call record are keyed by them."""
@@ -35,43 +35,6 @@ Operation = Literal["upload", "upload_chunk", "download", "get", "list", "delete
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _generations = itertools.count(1_700_000_000_000_001)
 _RANGE = re.compile(r"bytes (?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)")
-
-
-@dataclass
-class StoredObject:
-    """An object's bytes and the metadata the JSON API returns for it."""
-
-    bucket: str
-    name: str
-    data: bytes
-    content_type: str
-    metadata: dict[str, str]
-    generation: int
-    updated: float
-
-    def resource(self, base: str) -> dict[str, Any]:
-        """The object resource, as ``GET .../o/{object}`` returns it."""
-        quoted = _quote(self.name)
-        return {
-            "kind": "storage#object",
-            "id": f"{self.bucket}/{self.name}/{self.generation}",
-            "selfLink": f"{base}/storage/v1/b/{self.bucket}/o/{quoted}",
-            "mediaLink": f"{base}/download/storage/v1/b/{self.bucket}/o/{quoted}"
-            f"?generation={self.generation}&alt=media",
-            "name": self.name,
-            "bucket": self.bucket,
-            "generation": str(self.generation),
-            "metageneration": "1",
-            "contentType": self.content_type,
-            "storageClass": "STANDARD",
-            "size": str(len(self.data)),
-            "md5Hash": _md5(self.data),
-            "crc32c": _crc32c(self.data),
-            "etag": f"CP{self.generation}=",
-            "timeCreated": _iso(self.updated),
-            "updated": _iso(self.updated),
-            **({"metadata": self.metadata} if self.metadata else {}),
-        }
 
 
 @dataclass
@@ -233,7 +196,7 @@ class GcsEmulator:
             return self._store(request, bucket, name, body, content_type=content_type)
         if kind == "multipart":
             try:
-                meta, data, content_type = _split_related(request.headers, body)
+                meta, data, content_type = wire.split_related(request.headers, body)
             except ValueError as exc:
                 return _error(400, f"Bad multipart body: {exc}", "invalid")
             name = str(meta.get("name") or request.query.get("name", ""))
@@ -252,7 +215,7 @@ class GcsEmulator:
 
     def _start_session(self, request: web.Request, bucket: str, body: bytes) -> web.Response:
         """Open a resumable upload; its URL goes back in ``Location``."""
-        meta = _json_or_empty(body)
+        meta = wire.json_or_empty(body)
         name = str(meta.get("name") or request.query.get("name", ""))
         if not name:
             return _error(400, "Required: object name.", "required")
@@ -322,7 +285,7 @@ class GcsEmulator:
         if request.query.get("alt") != "media":
             return web.json_response(stored.resource(_base(request)))
         headers = {
-            "X-Goog-Hash": f"crc32c={_crc32c(stored.data)},md5={_md5(stored.data)}",
+            "X-Goog-Hash": f"crc32c={wire.crc32c(stored.data)},md5={wire.md5(stored.data)}",
             "X-Goog-Generation": str(stored.generation),
             "ETag": f"CP{stored.generation}=",
         }
@@ -368,7 +331,7 @@ class GcsEmulator:
         return web.json_response({"kind": "storage#bucket", "id": bucket, "name": bucket})
 
     async def _insert_bucket(self, request: web.Request) -> web.StreamResponse:
-        name = str(_json_or_empty(await request.read()).get("name", ""))
+        name = str(wire.json_or_empty(await request.read()).get("name", ""))
         if not name:
             return _error(400, "Required: bucket name.", "required")
         if name in self.buckets:
@@ -388,94 +351,14 @@ def _object_name(request: web.Request) -> str:
     return unquote(raw.split("/o/", 1)[1])
 
 
-def _split_related(headers: Any, body: bytes) -> tuple[dict[str, Any], bytes, str]:
-    """The JSON metadata part and the media part of a ``multipart/related`` body."""
-    content_type = headers.get("Content-Type", "")
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        raise ValueError("no boundary in Content-Type")
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    parts = [p for p in body.split(delimiter)[1:] if not p.startswith(b"--")]
-    if len(parts) != 2:
-        raise ValueError(f"expected 2 parts, got {len(parts)}")
-    (_, meta_body), (media_head, media_body) = (_part(p) for p in parts)
-    media_type = ""
-    for line in media_head.decode("latin-1").split("\r\n"):
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "content-type":
-            media_type = value.strip()
-    return _json_or_empty(meta_body), media_body, media_type
-
-
-def _part(raw: bytes) -> tuple[bytes, bytes]:
-    raw = raw.removeprefix(b"\r\n")
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return head, body.removesuffix(b"\r\n")
-
-
-def _json_or_empty(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body) if body else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _resume_incomplete(session: _Session) -> web.Response:
     """308 with ``Range`` saying how much was received, as the resumable protocol wants."""
     headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
     return web.Response(status=308, headers=headers)
 
 
-def _crc32c(data: bytes) -> str:
-    """Base64 of the big-endian CRC32C, the form the JSON API uses."""
-    try:
-        import google_crc32c  # noqa: PLC0415 - shipped with google-cloud-storage
-
-        value = int(google_crc32c.value(data))
-    except ImportError:
-        value = _crc32c_python(data)
-    return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE: list[int] = []
-
-
-def _crc32c_python(data: bytes) -> int:
-    """CRC32C (Castagnoli) without google-crc32c; slow, fine for test-sized objects."""
-    if not _TABLE:
-        _TABLE.extend(_crc32c_table())
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _md5(data: bytes) -> str:
-    digest = hashlib.md5(data, usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _quote(name: str) -> str:
-    return quote(name, safe="")
-
-
 def _base(request: web.Request) -> str:
     return str(request.url.origin())
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000Z"
 
 
 def _no_bucket(bucket: str) -> web.Response:

@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as api
 from google.cloud import storage
 
-from agent.emulators import gcs
+from agent.emulators import _gcs_wire
 from agent.emulators._server import RunningServer, serve
 from agent.emulators.gcs import GcsEmulator
 
@@ -105,7 +105,7 @@ async def test_object_metadata_and_listing(emulator: GcsEmulator, server: Runnin
     assert names == ["p/a.txt", "p/b.txt", "p/sub/c.txt"]
     assert shallow == ["p/a.txt", "p/b.txt"]
     assert blob.size == 7
-    assert blob.crc32c == gcs._crc32c(b"p/a.txt")
+    assert blob.crc32c == _gcs_wire.crc32c(b"p/a.txt")
 
 
 async def test_missing_bucket_and_object(server: RunningServer) -> None:
@@ -186,4 +186,4 @@ async def test_media_upload_and_bucket_insert(emulator: GcsEmulator, server: Run
 def test_pure_python_crc32c_matches_the_library() -> None:
     """The fallback CRC32C agrees with google-crc32c."""
     for data in (b"", b"a", os.urandom(1000)):
-        assert gcs._crc32c_python(data) == int(google_crc32c.value(data))
+        assert _gcs_wire.crc32c_python(data) == int(google_crc32c.value(data))
