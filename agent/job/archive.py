@@ -8,7 +8,9 @@ folder, overlapping entries (the "better zip bomb" trick), more than ``max_entri
 entries (counted in the central directory before zipfile loads it) or folders, more
 than ``max_total_bytes`` written, and an entry that inflates more than ``max_ratio``
 times its compressed size. Sizes are counted while writing; header sizes are never
-trusted. Nested zips are kept as ordinary files and never opened. ``__MACOSX/``,
+trusted. An entry that is itself an archive (zip, gzip, bzip2, xz, 7z, rar: read from
+its first bytes, not its name) is refused, never opened: a package of arts holds
+images, and a nested archive is how 42.zip-style bombs hide. ``__MACOSX/``,
 ``.DS_Store`` and ``._*`` files are skipped. On any failure the whole ``dest_dir``
 is removed.
 """
@@ -342,6 +344,8 @@ def _extract(
                     while chunk := source.read(CHUNK_BYTES):
                         if stop is not None and stop.is_set():
                             raise _StoppedError
+                        if entry_bytes == 0:
+                            _refuse_nested(chunk, name, info)
                         entry_bytes += len(chunk)
                         total += len(chunk)
                         if total > max_total_bytes:
@@ -361,6 +365,26 @@ def _extract(
                 ) from exc
         written.append(target)
     return written
+
+
+_ARCHIVE_MAGIC = (
+    b"PK\x03\x04",  # zip
+    b"PK\x05\x06",  # empty zip
+    b"\x1f\x8b",  # gzip
+    b"BZh",  # bzip2
+    b"\xfd7zXZ\x00",  # xz
+    b"7z\xbc\xaf\x27\x1c",  # 7z
+    b"Rar!\x1a\x07",  # rar
+)
+
+
+def _refuse_nested(first_chunk: bytes, name: str, info: zipfile.ZipInfo) -> None:
+    if first_chunk.startswith(_ARCHIVE_MAGIC):
+        raise _refused(
+            name,
+            f"entry {info.filename[:200]!r} is itself an archive; nested archives are not "
+            "opened (a zip bomb hides that way): put the images in one zip",
+        )
 
 
 def _write(out: IO[bytes], chunk: bytes, name: str, info: zipfile.ZipInfo) -> None:

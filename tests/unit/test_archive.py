@@ -77,7 +77,6 @@ def test_extracts_files_skips_dirs_and_junk(tmp_path: Path) -> None:
             ("__MACOSX/POP/._a.png", b"junk"),
             ("POP/.DS_Store", b"junk"),
             ("POP/._b.jpg", b"junk"),
-            ("inner.zip", make_zip([("x.png", b"X")])),
         ]
     )
     dest = tmp_path / "zip"
@@ -86,11 +85,24 @@ def test_extracts_files_skips_dirs_and_junk(tmp_path: Path) -> None:
         "POP/a.png",
         "POP/sub/b.jpg",
         "c.png",
-        "inner.zip",
     ]
     assert (dest / "POP" / "a.png").read_bytes() == b"A"
-    assert zipfile.is_zipfile(dest / "inner.zip")  # nested zips are kept, never opened
-    assert not (dest / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        pytest.param(None, id="zip"),
+        pytest.param(b"\x1f\x8b\x08\x00rest", id="gzip"),
+        pytest.param(b"7z\xbc\xaf\x27\x1crest", id="7z"),
+    ],
+)
+def test_nested_archive_is_refused_not_opened(tmp_path: Path, inner: bytes | None) -> None:
+    """An entry that is itself an archive (by its bytes, whatever its name) is refused."""
+    data = make_zip([("a.png", b"A"), ("innocent.png", inner or make_zip([("x.png", b"X")]))])
+    with pytest.raises(InputRefusedError, match="is itself an archive"):
+        extract_zip(write(tmp_path, data), tmp_path / "zip", max_total_bytes=BIG)
+    assert not (tmp_path / "zip").exists()
 
 
 @pytest.mark.parametrize(
