@@ -206,14 +206,14 @@ async def interrupted(scene: Scene, cell: Cell) -> None:
 
 async def killed_thrice(scene: Scene, _cell: Cell) -> None:
     """Three starts of the job die mid-process; the next start must not run it a fourth time."""
-    agent = await _processing(scene)
-    for _ in range(3):
+    agent = await _processing(scene)  # start 1
+    for _ in range(2):  # starts 2 and 3
         agent.send(signal.SIGKILL)
         await agent.wait(STEP_TIMEOUT)
-        if len(scene.agents) == 3:
-            break
         agent = await scene.start(processor="slow-manifest", process_seconds=HOLD)
         await scene.reach(agent, event="stage", stage="process")
+    agent.send(signal.SIGKILL)
+    await agent.wait(STEP_TIMEOUT)
     last = await scene.start()
     await last.wait(LIFE_TIMEOUT)
     (end,) = {r.body["error"] for r in scene.world.saturno.reports_for("done")}
