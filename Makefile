@@ -7,6 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := dev,vision,gcs
+# Terraform is used offline only (fmt, and provider-free tests): no CLI config, no checkpoint.
+export TF_CLI_CONFIG_FILE := /dev/null
+export CHECKPOINT_DISABLE := 1
 
 .PHONY: demo test lint format unit integration infra bench fuzz venv clean
 
