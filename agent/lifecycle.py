@@ -22,20 +22,25 @@ from typing import Any
 
 from agent import reports
 from agent.config import Settings
-from agent.errors import InvalidJobError, JobError
 from agent.gce import InstanceInfo
 from agent.gce.metadata import MetadataClient
-from agent.job.payload import decode_body
+from agent.job.attempt import gave_up, run_attempt
 from agent.job.runner import JobOutcome
-from agent.job.spec import JobSpec, parse_job
+from agent.job.spec import JobSpec
 from agent.logs import job_context
+from agent.publish import StatePublisher
 from agent.retry import Clock
 from agent.saturno import SaturnoClient
 from agent.state import MAX_ATTEMPTS, AgentRecord, JobRecord, Report, ReportKind, StateStore
 from agent.states import AgentState, JobState, Offer
 from agent.systemd import Notifier
 from agent.tasks import TaskOwner
-from agent.watchers import watch_job_attribute, watch_maintenance, watch_preempted
+from agent.watchers import (
+    parse_job_attribute,
+    watch_job_attribute,
+    watch_maintenance,
+    watch_preempted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class Lifecycle:
         self._tasks = TaskOwner()
         self._job_ready = asyncio.Event()
         self._preempted = asyncio.Event()
-        self._state_changed = asyncio.Event()
+        self._publisher = StatePublisher(parts.notifier, parts.metadata)
         self._ready_since = parts.clock.wall()
 
     # -- the receiver's desk -------------------------------------------------
@@ -137,9 +142,8 @@ class Lifecycle:
     async def run(self) -> int:
         """Live the whole life and return the exit code; cancelling it is a clean stop."""
         self._ready_since = self._now()
-        self._tasks.spawn(self._publish_states(), "publish-state")
-        if self._p.notifier.watchdog_interval:
-            self._tasks.spawn(self._watchdog(self._p.notifier.watchdog_interval), "watchdog")
+        self._tasks.spawn(self._publisher.write_guest_attribute(), "guest-attribute")
+        self._tasks.spawn(self._publisher.keep_watchdog_fed(), "watchdog")
         if self._p.metadata is not None:
             self._tasks.spawn(watch_preempted(self._p.metadata, self._on_preempted), "preempted")
             self._tasks.spawn(watch_maintenance(self._p.metadata), "maintenance")
@@ -208,7 +212,7 @@ class Lifecycle:
                 await self._finish(job, job.state, job.error)
                 return
             if job.attempts >= MAX_ATTEMPTS:
-                await self._finish(job, JobState.FAILED, _gave_up(job.attempts))
+                await self._finish(job, JobState.FAILED, gave_up(job.attempts))
                 return
             job.attempts += 1
             job.state, job.started_at = JobState.RUNNING, self._now()
@@ -219,43 +223,15 @@ class Lifecycle:
                 MAX_ATTEMPTS,
                 extra={"event": "job_started"},
             )
-            state, error = await self._attempt(job)
-            await self._finish(job, state, error)
-
-    async def _attempt(self, job: JobRecord) -> tuple[JobState, str | None]:
-        work = asyncio.ensure_future(
-            self._p.run_job(job.spec, self._p.store.job_dir(job.spec.ntd_transaction_id))
-        )
-        preempted = asyncio.ensure_future(self._preempted.wait())
-        try:
-            await asyncio.wait(
-                {work, preempted}, timeout=self._settings.job_timeout, return_when="FIRST_COMPLETED"
+            result = await run_attempt(
+                self._p.run_job(job.spec, self._p.store.job_dir(job.spec.ntd_transaction_id)),
+                job_timeout=self._settings.job_timeout,
+                preempted=self._preempted,
             )
-        finally:
-            preempted.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.wait({work}, timeout=5.0)
-        if self._preempted.is_set() and (not work.done() or work.cancelled()):
-            return JobState.PREEMPTED, "GCE preempted the VM while the job ran"
-        if not work.done() or work.cancelled():
-            return (
-                JobState.TIMEOUT,
-                f"the job ran longer than job_timeout ({self._settings.job_timeout:.0f} s)",
-            )
-        exc = work.exception()
-        if isinstance(exc, JobError):
-            return JobState.FAILED, str(exc)
-        if exc is not None:
-            log.error("job crashed: %r", exc, exc_info=exc)
-            return JobState.FAILED, f"internal error ({type(exc).__name__}); see the VM's logs"
-        outcome = work.result()
-        job.arts, job.output_uri, job.warnings = (
-            outcome.arts,
-            outcome.output_uri,
-            list(outcome.warnings),
-        )
-        return JobState.DONE, None
+            if result.outcome is not None:
+                job.arts, job.output_uri = result.outcome.arts, result.outcome.output_uri
+                job.warnings = list(result.outcome.warnings)
+            await self._finish(job, result.state, result.error)
 
     async def _finish(self, job: JobRecord, state: JobState, error: str | None) -> None:
         """Save the final state and the end report in one write, before delivering it."""
@@ -331,19 +307,12 @@ class Lifecycle:
         self._preempted.set()
 
     async def _on_job_attribute(self, raw: str) -> None:
-        try:
-            fields = decode_body("application/json", raw.encode())
-            spec = parse_job(
-                fields,
-                allowed_hosts=self._settings.allowed_url_hosts,
-                metadata_hosts=self._p.metadata_hosts,
-            )
-        except InvalidJobError as exc:
-            log.error(
-                "attribute notraining-job refused: %s; fix the attribute's JSON",
-                exc,
-                extra={"event": "job_refused"},
-            )
+        spec = parse_job_attribute(
+            raw,
+            allowed_hosts=self._settings.allowed_url_hosts,
+            metadata_hosts=self._p.metadata_hosts,
+        )
+        if spec is None:
             return
         offer = await self.offer(spec, via="metadata")
         if offer.outcome == "refused":
@@ -361,22 +330,7 @@ class Lifecycle:
             extra={"event": "state", "state": state.value},
         )
         self._state = state
-        self._p.notifier.status(state.value)
-        self._state_changed.set()
-
-    async def _publish_states(self) -> None:
-        """Write the latest state to the guest attribute; bursts collapse to the last one."""
-        if self._p.metadata is None:
-            return
-        while True:
-            await self._state_changed.wait()
-            self._state_changed.clear()
-            await self._p.metadata.put_guest_attribute("notraining/state", self._state.value)
-
-    async def _watchdog(self, interval: float) -> None:
-        while True:
-            self._p.notifier.watchdog()
-            await asyncio.sleep(interval)
+        self._publisher.publish(state)
 
     def _new_report(self, kind: ReportKind, body: dict[str, Any]) -> Report:
         url = self._settings.register_url if kind == "register" else self._settings.done_url
@@ -405,13 +359,6 @@ class Lifecycle:
 
     def _now(self) -> float:
         return self._p.clock.wall()
-
-
-def _gave_up(attempts: int) -> str:
-    return (
-        f"the job was started {attempts} times and never finished (the agent was killed or "
-        "crashed each time); not starting it again"
-    )
 
 
 def _job_extra(spec: JobSpec, **fields: Any) -> dict[str, Any]:

@@ -11,7 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent.config import JOB_ATTRIBUTE
+from agent.errors import InvalidJobError
 from agent.gce.metadata import MetadataClient
+from agent.job.payload import decode_body
+from agent.job.spec import JobSpec, parse_job
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +60,20 @@ async def watch_job_attribute(
         if isinstance(raw, str) and raw.strip() and raw != last:
             last = raw
             await on_job(raw)
+
+
+def parse_job_attribute(
+    raw: str, *, allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]
+) -> JobSpec | None:
+    """The job in a ``notraining-job`` value (the receiver's JSON body), or None, logged."""
+    try:
+        fields = decode_body("application/json", raw.encode())
+        return parse_job(fields, allowed_hosts=allowed_hosts, metadata_hosts=metadata_hosts)
+    except InvalidJobError as exc:
+        log.error(
+            "attribute %s refused: %s; fix the attribute's JSON",
+            JOB_ATTRIBUTE,
+            exc,
+            extra={"event": "job_refused"},
+        )
+        return None

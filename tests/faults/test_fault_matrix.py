@@ -25,6 +25,7 @@ import pytest
 from agent.emulators.saturno import ReportKind
 from agent.emulators.suite import AgentProcess
 from tests.faults.conftest import STEP_TIMEOUT, Scene
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -122,7 +123,7 @@ async def _downloading(scene: Scene) -> AgentProcess:
     agent = await scene.start()
     assert await scene.post_job(agent) == 200
     await scene.reach(agent, event="stage", stage="download")
-    await _until(lambda: bool(scene.world.art.requests_for(ZIP)))
+    await wait_until(lambda: bool(scene.world.art.requests_for(ZIP)), STEP_TIMEOUT, 0.05)
     return agent
 
 
@@ -153,7 +154,7 @@ async def _stopping(scene: Scene) -> AgentProcess:
     scene.world.compute.hang(operation="stop")
     agent = await scene.start(self_stop="stop")
     assert await scene.post_job(agent) == 200
-    await _until(lambda: bool(scene.world.compute.calls_for("stop")), LIFE_TIMEOUT)
+    await wait_until(lambda: bool(scene.world.compute.calls_for("stop")), LIFE_TIMEOUT, 0.05)
     return agent
 
 
@@ -173,12 +174,6 @@ def _release(scene: Scene) -> None:
     scene.world.saturno.clear_faults()
     scene.world.art.throttle(None)
     scene.world.compute.clear_faults()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = STEP_TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - emulator state has no event to wait on
-            await asyncio.sleep(0.05)
 
 
 # -- the faults ------------------------------------------------------------------------------
@@ -275,7 +270,7 @@ async def metadata_down(scene: Scene, _cell: Cell) -> None:
 async def watch_dropped(scene: Scene, cell: Cell) -> None:
     """Mid-job, every hanging watch is cut; the preemption that follows is still seen."""
     agent = await HOLDS[cell.stage].enter(scene)
-    await _until(lambda: scene.world.metadata.drop_watches() > 0)
+    await wait_until(lambda: scene.world.metadata.drop_watches() > 0, STEP_TIMEOUT, 0.05)
     await asyncio.sleep(0.5)
     scene.world.metadata.set_preempted(True)
     await scene.world.saturno.wait_for("done", timeout=STEP_TIMEOUT)

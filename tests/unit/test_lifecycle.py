@@ -33,6 +33,7 @@ from agent.saturno import SaturnoClient
 from agent.state import AgentRecord, JobRecord, Report, StateStore
 from agent.states import AgentState, JobState, Offer
 from agent.systemd import Notifier
+from tests.polling import wait_until
 
 T0 = 1_700_000_000.0
 BOOT_ID = "boot-1"
@@ -166,13 +167,6 @@ def spec(ntd: str = "ntd-1") -> JobSpec:
         zip_art="https://art.test/pack.zip",
         arts_path=(),
     )
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll ``condition`` on the loop (no long sleeps) until it holds."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - the lifecycle exposes no event to wait on
-            await asyncio.sleep(0.001)
 
 
 # -- the harness ---------------------------------------------------------------------------

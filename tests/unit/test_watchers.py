@@ -13,6 +13,7 @@ from agent.emulators._server import RunningServer, serve
 from agent.emulators.metadata import MetadataEmulator
 from agent.gce.metadata import MetadataClient
 from agent.watchers import watch_job_attribute, watch_maintenance, watch_preempted
+from tests.polling import wait_until
 
 JOB = json.dumps({"ntd_transaction_id": "ntd-1", "zip_art": "https://art.test/p.zip"})
 
@@ -35,13 +36,6 @@ async def close(emulator: MetadataEmulator, running: RunningServer) -> None:
     """Release hanging watches first, so the server closes without its shutdown timeout."""
     emulator.drop_watches()
     await running.close()
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll ``condition`` on the loop until it holds."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - the emulator exposes no event to wait on
-            await asyncio.sleep(0.001)
 
 
 def hanging(emulator: MetadataEmulator, path: str, count: int = 2) -> Callable[[], bool]:
