@@ -48,15 +48,25 @@ class MatchParams:
     """Thresholds of the vote and the verification, tuned on generated store scenes."""
 
     neighbours: int = 4
+    """Neighbours looked up per photo descriptor: enough to find the nearest other art."""
     vote_ratio: float = 0.8
+    """Lowe's ratio against the nearest other art for a descriptor to vote."""
     candidates: int = 12
+    """Top-voted arts verified per photo; a photo rarely shows more than a handful."""
     min_votes: int = 4
+    """Fewer votes than this and an art is not worth a verification."""
     verify_ratio: float = 0.8
+    """Lowe's ratio within one art's own descriptors, for the matches RANSAC gets."""
     ransac_px: float = 5.0
+    """Reprojection error allowed, in pixels of the photo at its matching size."""
     min_inliers: int = 12
+    """Matches that must agree on the homography; false fits seen in tests stop at 11."""
     min_coverage: float = 0.08
+    """Share of the art the inliers must span (convex hull): a shared logo is not the art."""
     max_overlap: float = 0.5
+    """Detections covering more of each other than this: only the stronger is kept."""
     flann_checks: int = 48
+    """Leaves FLANN visits per query: the speed/accuracy knob of the vote."""
 
 
 DEFAULT_PARAMS = MatchParams()
