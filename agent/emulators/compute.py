@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from agent.emulators._faults import Faults
+
 log = logging.getLogger(__name__)
 
 Operation = Literal[
@@ -85,13 +87,7 @@ class EmulatedOperation:
         return "DONE" if self.done.is_set() else "RUNNING"
 
 
-@dataclass
-class _Fault:
-    status: int | None  # None = hang until the server closes
-    remaining: int | None  # None = every call
-
-
-class ComputeEmulator:
+class ComputeEmulator(Faults[Operation]):
     """Instances that can be stopped or deleted, operations to poll, IAM answers to steer."""
 
     def __init__(
@@ -106,6 +102,7 @@ class ComputeEmulator:
     ) -> None:
         """``granted_permissions=None`` grants every permission asked for; ``auto_create``
         makes an unknown instance spring into existence ``RUNNING`` on first use."""
+        super().__init__()
         self.expected_token = expected_token
         self.granted_permissions = (
             None if granted_permissions is None else frozenset(granted_permissions)
@@ -119,7 +116,6 @@ class ComputeEmulator:
         self.calls: list[ComputeCall] = []
         self.instances: dict[tuple[str, str, str], EmulatedInstance] = {}
         self.operations: dict[str, EmulatedOperation] = {}
-        self._faults: dict[Operation | None, _Fault] = {}
         self._timers: list[asyncio.TimerHandle] = []
         self._closing = asyncio.Event()
 
@@ -136,20 +132,6 @@ class ComputeEmulator:
     def instance(self, project: str, zone: str, name: str) -> EmulatedInstance | None:
         """The instance's current record, deleted ones included; None if never seen."""
         return self.instances.get((project, zone, name))
-
-    def fail(
-        self, status: int, *, operation: Operation | None = None, times: int | None = 1
-    ) -> None:
-        """Answer ``status`` to the next ``times`` calls (None: all) of ``operation`` (or any)."""
-        self._faults[operation] = _Fault(status, times)
-
-    def hang(self, *, operation: Operation | None = None, times: int | None = None) -> None:
-        """Never answer the next ``times`` calls (``None``: all) until the server closes."""
-        self._faults[operation] = _Fault(None, times)
-
-    def clear_faults(self) -> None:
-        """Answer every call normally again."""
-        self._faults.clear()
 
     def grant(self, *permissions: str) -> None:
         """Grant exactly these permissions from now on (none: refuse all)."""
@@ -220,18 +202,6 @@ class ComputeEmulator:
             return await handler(request)
 
         return guarded
-
-    def _take_fault(self, op: Operation) -> _Fault | None:
-        for key in (op, None):
-            fault = self._faults.get(key)
-            if fault is None:
-                continue
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    del self._faults[key]
-            return fault
-        return None
 
     def _lookup(self, request: web.Request) -> EmulatedInstance | None:
         m = request.match_info

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from agent.emulators import _gcs_wire as wire
+from agent.emulators._faults import Faults
 from agent.emulators._gcs_wire import StoredObject
 
 Operation = Literal["upload", "upload_chunk", "download", "get", "list", "delete", "bucket"]
@@ -60,22 +61,16 @@ class GcsCall:
     time: float
 
 
-@dataclass
-class _Fault:
-    status: int | None  # None = hang until the server closes
-    remaining: int | None  # None = every call
-
-
-class GcsEmulator:
+class GcsEmulator(Faults[Operation]):
     """Buckets of objects, uploads the real client can make, failures to inject."""
 
     def __init__(self, *, buckets: tuple[str, ...] = (), expected_token: str | None = None):
         """``expected_token`` set: only ``Authorization: Bearer <it>`` is let in."""
+        super().__init__()
         self.expected_token = expected_token
         self.buckets: dict[str, dict[str, StoredObject]] = {name: {} for name in buckets}
         self.calls: list[GcsCall] = []
         self._sessions: dict[str, _Session] = {}
-        self._faults: dict[Operation | None, _Fault] = {}
         self._closing = asyncio.Event()
 
     # -- steering -----------------------------------------------------------------------
@@ -105,20 +100,6 @@ class GcsEmulator:
     def objects(self, bucket: str) -> dict[str, bytes]:
         """Every object of a bucket, name to bytes."""
         return {name: obj.data for name, obj in sorted(self.buckets.get(bucket, {}).items())}
-
-    def fail(
-        self, status: int, *, operation: Operation | None = None, times: int | None = 1
-    ) -> None:
-        """Answer ``status`` to the next ``times`` calls (None: all) of ``operation`` (or any)."""
-        self._faults[operation] = _Fault(status, times)
-
-    def hang(self, *, operation: Operation | None = None, times: int | None = None) -> None:
-        """Never answer the next ``times`` calls (None: all) until the server closes."""
-        self._faults[operation] = _Fault(None, times)
-
-    def clear_faults(self) -> None:
-        """Answer every call normally again."""
-        self._faults.clear()
 
     def calls_for(self, operation: Operation) -> list[GcsCall]:
         """The recorded calls of one kind, oldest first."""
@@ -169,18 +150,6 @@ class GcsEmulator:
             return await handler(request)
 
         return guarded
-
-    def _take_fault(self, op: Operation) -> _Fault | None:
-        for key in (op, None):
-            fault = self._faults.get(key)
-            if fault is None:
-                continue
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    del self._faults[key]
-            return fault
-        return None
 
     # -- handlers -------------------------------------------------------------------------
 

@@ -1,0 +1,48 @@
+"""Failures an emulator can be told to inject, per operation: an HTTP status, or a hang."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+OpT = TypeVar("OpT", bound=str)
+
+
+@dataclass
+class Fault:
+    """What the next matching calls get."""
+
+    status: int | None  # None = hang until the server closes
+    remaining: int | None  # None = every call
+
+
+class Faults(Generic[OpT]):
+    """Base of emulators whose calls can be failed or hung, by operation or all at once."""
+
+    def __init__(self) -> None:
+        self._faults: dict[OpT | None, Fault] = {}
+
+    def fail(self, status: int, *, operation: OpT | None = None, times: int | None = 1) -> None:
+        """Answer ``status`` to the next ``times`` calls (None: all) of ``operation`` (or any)."""
+        self._faults[operation] = Fault(status, times)
+
+    def hang(self, *, operation: OpT | None = None, times: int | None = None) -> None:
+        """Never answer the next ``times`` calls (None: all) until the server closes."""
+        self._faults[operation] = Fault(None, times)
+
+    def clear_faults(self) -> None:
+        """Answer every call normally again."""
+        self._faults.clear()
+
+    def _take_fault(self, op: OpT) -> Fault | None:
+        """The fault for this call, if any (an operation's own before the catch-all)."""
+        for key in (op, None):
+            fault = self._faults.get(key)
+            if fault is None:
+                continue
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    del self._faults[key]
+            return fault
+        return None
