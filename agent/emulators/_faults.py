@@ -1,9 +1,11 @@
-"""Failures an emulator can be told to inject, per operation: an HTTP status, or a hang."""
+"""Failures an emulator can be told to inject (a status or a hang), and Google's error shape."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from aiohttp import web
 
 OpT = TypeVar("OpT", bound=str)
 
@@ -46,3 +48,17 @@ class Faults(Generic[OpT]):
                     del self._faults[key]
             return fault
         return None
+
+
+def google_error(status: int, message: str, reason: str) -> web.Response:
+    """An error answer in the JSON shape Google's APIs use, which their clients parse."""
+    return web.json_response(
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [{"message": message, "domain": "global", "reason": reason}],
+            }
+        },
+        status=status,
+    )

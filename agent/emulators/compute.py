@@ -24,6 +24,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from agent.emulators._faults import Faults
+from agent.emulators._faults import google_error as _error
 
 log = logging.getLogger(__name__)
 
@@ -344,16 +345,3 @@ def _iso(t: float) -> str:
 
 def _not_found(request: web.Request) -> web.Response:
     return _error(404, f"The resource '{request.path}' was not found", "notFound")
-
-
-def _error(status: int, message: str, reason: str) -> web.Response:
-    return web.json_response(
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [{"message": message, "domain": "global", "reason": reason}],
-            }
-        },
-        status=status,
-    )

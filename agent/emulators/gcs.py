@@ -28,6 +28,7 @@ from aiohttp import web
 
 from agent.emulators import _gcs_wire as wire
 from agent.emulators._faults import Faults
+from agent.emulators._faults import google_error as _error
 from agent.emulators._gcs_wire import StoredObject
 
 Operation = Literal["upload", "upload_chunk", "download", "get", "list", "delete", "bucket"]
@@ -332,16 +333,3 @@ def _base(request: web.Request) -> str:
 
 def _no_bucket(bucket: str) -> web.Response:
     return _error(404, f"The specified bucket does not exist: {bucket}", "notFound")
-
-
-def _error(status: int, message: str, reason: str) -> web.Response:
-    return web.json_response(
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [{"message": message, "domain": "global", "reason": reason}],
-            }
-        },
-        status=status,
-    )
