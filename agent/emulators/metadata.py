@@ -7,22 +7,32 @@ every answer carries ``Metadata-Flavor``, ``Server`` and an ``ETag``; leaves ans
 answer camelCase JSON with ``recursive=true``; ``wait_for_change`` long polls against
 ``last_etag``; ``service-accounts/*/token`` and ``identity`` are generated, never listed
 in recursive JSON. Steering methods are plain calls made from the event loop's thread.
+The tree itself and the forms it is served in live in :mod:`agent.emulators._metadata_tree`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
 
-import jwt
 from aiohttp import web
+
+from agent.emulators._metadata_tree import (
+    VERBATIM,
+    Endpoint,
+    Node,
+    build_tree,
+    etag_of,
+    identity_token,
+    listing,
+    lookup,
+    to_json,
+    to_text,
+)
 
 FLAVOR = "Metadata-Flavor"
 GOOGLE = "Google"
@@ -34,19 +44,8 @@ DEFAULT_SCOPES = (
     "https://www.googleapis.com/auth/userinfo.email",
 )
 DEFAULT_WATCH_TIMEOUT = 300.0  # the server's own cap when the client names no timeout_sec
-_VERBATIM = frozenset({"attributes", "service-accounts", "guest-attributes"})
-
-
-class _Endpoint(enum.Enum):
-    """Leaves computed per request; listed in directories, absent from recursive JSON."""
-
-    TOKEN = "token"
-    IDENTITY = "identity"
-
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Directories are dicts (arrays of directories are lists); leaves are str, int or tuple.
-Node: TypeAlias = "dict[str, Node] | list[Node] | tuple[str, ...] | str | int | _Endpoint"
 
 
 @dataclass(frozen=True)
@@ -58,56 +57,6 @@ class RecordedRequest:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: str
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _to_json(node: Node, verbatim: bool = False) -> object:
-    """The recursive JSON form: camelCase keys except under user-named directories."""
-    if isinstance(node, dict):
-        return {
-            (k if verbatim else _camel(k)): _to_json(v, verbatim or k in _VERBATIM)
-            for k, v in sorted(node.items())
-            if not isinstance(v, _Endpoint)
-        }
-    if isinstance(node, list):
-        return [_to_json(v, verbatim) for v in node]
-    if isinstance(node, tuple):
-        return list(node)
-    return node.value if isinstance(node, _Endpoint) else node
-
-
-def _to_text(node: Node, prefix: str = "") -> str:
-    """The ``recursive=true&alt=text`` form: one ``path value`` line per leaf value."""
-    join = (prefix + "/") if prefix else ""
-    if isinstance(node, dict):
-        return "".join(
-            _to_text(v, join + k) for k, v in sorted(node.items()) if not isinstance(v, _Endpoint)
-        )
-    if isinstance(node, list):
-        return "".join(_to_text(v, join + str(i)) for i, v in enumerate(node))
-    if isinstance(node, tuple):
-        return "".join(f"{prefix} {v}\n" for v in node)
-    return f"{prefix} {node}\n"
-
-
-def _listing(node: Node) -> str:
-    """A directory's children, one a line, sub-directories with a trailing ``/``."""
-    if isinstance(node, dict):
-        children = sorted(node.items())
-    elif isinstance(node, list):
-        children = [(str(i), v) for i, v in enumerate(node)]
-    else:
-        return ""
-    return "".join(f"{k}/\n" if isinstance(v, dict | list) else f"{k}\n" for k, v in children)
-
-
-def _etag(data: object) -> str:
-    blob = json.dumps(data, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class MetadataEmulator:
@@ -227,72 +176,15 @@ class MetadataEmulator:
 
     def tree(self) -> dict[str, Node]:
         """The whole metadata tree as the server would serve it now."""
-        access: list[Node] = []
-        if self.external_ip is not None:
-            access.append({"external-ip": self.external_ip, "type": "ONE_TO_ONE_NAT"})
-        account: dict[str, Node] = {
-            "aliases": ("default",),
-            "email": self.service_account_email,
-            "scopes": self.scopes,
-            "token": _Endpoint.TOKEN,
-            "identity": _Endpoint.IDENTITY,
-        }
-        accounts: dict[str, Node] = {}
-        if self.service_account:  # a VM created with --no-service-account has none
-            accounts = {"default": account, self.service_account_email: dict(account)}
-        guest: dict[str, Node] = {ns: dict(keys) for ns, keys in self._guest.items()}
-        flag = "TRUE" if self.preemptible else "FALSE"
-        instance: dict[str, Node] = {
-            "attributes": dict(self.instance_attributes),
-            "cpu-platform": "Intel Broadwell",
-            "description": "",
-            "guest-attributes": guest,
-            "hostname": f"{self.name}.{self.zone}.c.{self.project_id}.internal",
-            "id": self.instance_id,
-            "machine-type": f"projects/{self.numeric_project_id}/machineTypes/{self.machine_type}",
-            "maintenance-event": self._maintenance_event,
-            "name": self.name,
-            "network-interfaces": [
-                {
-                    "access-configs": access,
-                    "gateway": "10.142.0.1",
-                    "ip": self.internal_ip,
-                    "mac": "42:01:0a:8e:00:02",
-                    "mtu": 1460,
-                    "network": f"projects/{self.numeric_project_id}/networks/default",
-                    "subnetmask": "255.255.240.0",
-                }
-            ],
-            "preempted": "TRUE" if self._preempted else "FALSE",
-            "scheduling": {
-                "automatic-restart": "FALSE" if self.preemptible else "TRUE",
-                "on-host-maintenance": "TERMINATE" if self.preemptible else "MIGRATE",
-                "preemptible": flag,
-            },
-            "service-accounts": accounts,
-            "zone": f"projects/{self.numeric_project_id}/zones/{self.zone}",
-        }
-        project: dict[str, Node] = {
-            "attributes": dict(self.project_attributes),
-            "numeric-project-id": self.numeric_project_id,
-            "project-id": self.project_id,
-        }
-        return {
-            "instance": instance,
-            "project": project,
-            "universe": {"universe-domain": "googleapis.com"},
-        }
+        return build_tree(
+            self,
+            preempted=self._preempted,
+            maintenance_event=self._maintenance_event,
+            guest=self._guest,
+        )
 
     def _lookup(self, segments: list[str]) -> Node | None:
-        node: Node = self.tree()
-        for segment in segments:
-            if isinstance(node, dict) and segment in node:
-                node = node[segment]
-            elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
-                node = node[int(segment)]
-            else:
-                return None
-        return node
+        return lookup(self.tree(), segments)
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -336,9 +228,9 @@ class MetadataEmulator:
         if segments[:2] == ["instance", "guest-attributes"] and request.method in ("PUT", "DELETE"):
             return await self._write_guest(request, segments[2:])
         node = self._lookup(segments)
-        if isinstance(node, _Endpoint) and not request.path.endswith("/"):
+        if isinstance(node, Endpoint) and not request.path.endswith("/"):
             return self._endpoint(request, node)
-        if node is None or isinstance(node, _Endpoint):
+        if node is None or isinstance(node, Endpoint):
             raise _Refused(404, "The requested URL was not found on this server.")
         if request.method != "GET":
             raise _Refused(405, "Method not allowed.")
@@ -353,16 +245,16 @@ class MetadataEmulator:
         if is_dir and not recursive and ("alt" in query or "wait_for_change" in query):
             raise _Refused(400, "Use recursive=true for the JSON or text form of a directory.")
         if query.get("wait_for_change", "").lower() == "true":
-            node = await self._wait(request, segments, _etag(_to_json(node)))
-        etag = _etag(_to_json(node))
+            node = await self._wait(request, segments, etag_of(to_json(node)))
+        etag = etag_of(to_json(node))
         if is_dir and not recursive:
-            return _answer(_listing(node), TEXT, etag=etag)
+            return _answer(listing(node), TEXT, etag=etag)
         if query.get("alt", "json" if is_dir else "text") == "json":
-            verbatim = not _VERBATIM.isdisjoint(segments)  # inside attributes/: names as set
-            text = json.dumps(_to_json(node, verbatim), separators=(",", ":"))
+            verbatim = not VERBATIM.isdisjoint(segments)  # inside attributes/: names as set
+            text = json.dumps(to_json(node, verbatim), separators=(",", ":"))
             return _answer(text, "application/json", etag=etag)
         if is_dir:
-            return _answer(_to_text(node), TEXT, etag=etag)
+            return _answer(to_text(node), TEXT, etag=etag)
         text = "".join(f"{v}\n" for v in node) if isinstance(node, tuple) else str(node)
         return _answer(text, TEXT, etag=etag)
 
@@ -380,7 +272,7 @@ class MetadataEmulator:
                 node = self._lookup(segments)
                 if node is None:
                     raise _Refused(404, "The watched value no longer exists.")
-                if _etag(_to_json(node)) != last or id(request) in self._dropped:
+                if etag_of(to_json(node)) != last or id(request) in self._dropped:
                     return node
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -392,8 +284,8 @@ class MetadataEmulator:
             self._watchers.pop(id(request), None)
             self._dropped.discard(id(request))
 
-    def _endpoint(self, request: web.Request, endpoint: _Endpoint) -> web.Response:
-        if endpoint is _Endpoint.TOKEN:
+    def _endpoint(self, request: web.Request, endpoint: Endpoint) -> web.Response:
+        if endpoint is Endpoint.TOKEN:
             self.token_requests += 1
             body = {
                 "access_token": self.access_token,
@@ -404,31 +296,7 @@ class MetadataEmulator:
         audience = request.query.get("audience")
         if not audience:
             raise _Refused(400, "non-empty audience parameter required")
-        now = int(time.time())
-        claims: dict[str, object] = {
-            "aud": audience,
-            "azp": "104358392739146278456",
-            "email": self.service_account_email,
-            "email_verified": True,
-            "exp": now + 3600,
-            "iat": now,
-            "iss": "https://accounts.google.com",
-            "sub": "104358392739146278456",
-        }
-        if request.query.get("format") == "full":
-            claims["google"] = {
-                "compute_engine": {
-                    "instance_creation_timestamp": now - 60,
-                    "instance_id": str(self.instance_id),
-                    "instance_name": self.name,
-                    "project_id": self.project_id,
-                    "project_number": self.numeric_project_id,
-                    "zone": self.zone,
-                }
-            }
-        token = jwt.encode(
-            claims, self.identity_key, algorithm="HS256", headers={"kid": "emulator"}
-        )
+        token = identity_token(self, audience, full=request.query.get("format") == "full")
         return _answer(token, TEXT)
 
     async def _write_guest(self, request: web.Request, rest: list[str]) -> web.Response:
@@ -468,5 +336,5 @@ def _answer(
 ) -> web.Response:
     """Every answer carries an ETag: a hash of the value, so it changes only when the value does."""
     response = web.Response(status=status, text=text, content_type=content_type)
-    response.headers["ETag"] = etag or _etag(text)
+    response.headers["ETag"] = etag or etag_of(text)
     return response
