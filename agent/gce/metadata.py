@@ -4,6 +4,8 @@ Host, header and value follow google-auth's ``compute_engine/_metadata.py``; unl
 nothing is read from the environment at import time (see :meth:`MetadataClient.from_environ`).
 Only answers carrying ``Metadata-Flavor: Google`` count, and proxy variables are ignored:
 a proxy or a look-alike server must never be mistaken for the VM's metadata server.
+Boot discovery (:mod:`agent.gce.discovery`) and document parsing (:mod:`agent.gce.instance`)
+live apart and are re-exported here, where callers have always imported them from.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from agent.errors import MetadataError
 from agent.gce import InstanceInfo
-from agent.gce.local import local_instance_info
+from agent.gce.instance import parse_instance
+
+if TYPE_CHECKING:
+    # Re-exported for ``from agent.gce.metadata import discover``; at run time through
+    # __getattr__ below, since agent.gce.discovery imports this module.
+    from agent.gce.discovery import discover
+
+__all__ = ["MetadataClient", "discover", "parse_instance"]  # what callers import from here
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +38,7 @@ DEFAULT_HOST = "169.254.169.254"  # an address, so no DNS is needed at boot
 FLAVOR_HEADER = "Metadata-Flavor"
 FLAVOR_VALUE = "Google"
 API_ROOT = "/computeMetadata/v1/"
-DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
-GCE_PRODUCT_NAME = "Google Compute Engine"
 DEFAULT_REQUEST_TIMEOUT = 5.0
-BOOT_DEADLINE = 120.0
-PROBE_TIMEOUT = 2.0
-BOOT_BACKOFF_FIRST = 0.5
-BOOT_BACKOFF_CAP = 8.0
 WATCH_TIMEOUT_SEC = 60
 WATCH_CLIENT_SLACK = 10.0  # our timeout exceeds the server's timeout_sec by this much
 WATCH_BACKOFF_FIRST = 0.5
@@ -45,7 +47,6 @@ WATCH_BACKOFF_CAP = 30.0
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
-_ZONE = re.compile(r"(?:projects/[^/]+/zones/)?([a-z][a-z0-9]*(?:-[a-z0-9]+)+)")
 _GUEST_KEY = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
 
@@ -274,122 +275,6 @@ class MetadataClient:
         )
 
 
-def parse_instance(document: object, *, source: str = "the metadata server") -> InstanceInfo:
-    """Turn the recursive JSON of ``/computeMetadata/v1/`` into an :class:`InstanceInfo`."""
-    root = _dict(document)
-    instance, project = _dict(root.get("instance")), _dict(root.get("project"))
-    interfaces = instance.get("networkInterfaces")
-    nic = _dict(interfaces[0]) if isinstance(interfaces, list) and interfaces else {}
-    access = nic.get("accessConfigs")
-    access0 = _dict(access[0]) if isinstance(access, list) and access else {}
-    name, internal_ip = _text(instance.get("name")), _text(nic.get("ip"))
-    if not name or not internal_ip:
-        raise MetadataError(
-            f"{source} gave no instance name or internal IP (instance/name, "
-            "instance/network-interfaces/0/ip); check that it is a GCE metadata server."
-        )
-    account = _dict(_dict(instance.get("serviceAccounts")).get("default"))
-    scopes = account.get("scopes")
-    return InstanceInfo(
-        name=name,
-        instance_id=_text(instance.get("id")) or None,
-        project=_text(project.get("projectId")) or None,
-        zone=_short_zone(_text(instance.get("zone"))),
-        internal_ip=internal_ip,
-        external_ip=_text(access0.get("externalIp")) or None,
-        hostname=_text(instance.get("hostname")) or name,
-        instance_attributes=_attributes(instance.get("attributes")),
-        project_attributes=_attributes(project.get("attributes")),
-        service_account_email=_text(account.get("email")) or None,
-        scopes=tuple(_text(s) for s in scopes) if isinstance(scopes, list) else (),
-        preempted=_text(instance.get("preempted")).upper() == "TRUE",
-        on_gce=True,
-    )
-
-
-async def discover(
-    environ: Mapping[str, str],
-    *,
-    dmi_path: Path = DMI_PRODUCT_NAME,
-    boot_deadline: float = BOOT_DEADLINE,
-    probe_timeout: float = PROBE_TIMEOUT,
-    sleep: Sleep = asyncio.sleep,
-    clock: Clock = time.monotonic,
-) -> tuple[MetadataClient | None, InstanceInfo]:
-    """Find the metadata server and read the instance, or decide we are in local mode.
-
-    On a GCE VM (DMI says so, or GCE_METADATA_HOST is set) the server may not answer
-    yet at boot: retry with capped backoff until ``boot_deadline``, then raise
-    :class:`MetadataError`. Elsewhere one try within ``probe_timeout``; no answer
-    means local mode, returned as ``(None, local info)``.
-    """
-    client = MetadataClient.from_environ(environ)
-    try:
-        if _says_gce(dmi_path) or environ.get("GCE_METADATA_HOST"):
-            info = await _read_until(client, boot_deadline, sleep, clock)
-        else:
-            try:
-                info = await client.read_instance(timeout=probe_timeout)
-            except MetadataError as exc:
-                await client.close()
-                local = local_instance_info()
-                log.warning(
-                    "Local mode: no GCE metadata server at %s (%s); running as %s (%s), "
-                    "no project or zone, self_stop forced to none.",
-                    client.host,
-                    exc,
-                    local.name,
-                    local.internal_ip,
-                )
-                return None, local
-    except BaseException:
-        await client.close()
-        raise
-    log.info("On GCE: instance %s (%s) in %s/%s", info.name, info.ip, info.project, info.zone)
-    return client, info
-
-
-async def _read_until(
-    client: MetadataClient, boot_deadline: float, sleep: Sleep, clock: Clock
-) -> InstanceInfo:
-    deadline = clock() + boot_deadline
-    attempt = 0
-    while True:
-        attempt += 1
-        remaining = deadline - clock()
-        try:
-            return await client.read_instance(
-                timeout=max(0.1, min(DEFAULT_REQUEST_TIMEOUT, remaining))
-            )
-        except MetadataError as exc:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise MetadataError(
-                    f"The metadata server at {client.base_url} did not answer usefully within "
-                    f"{boot_deadline:.0f} s ({attempt} attempts; last: {exc}) Check that the "
-                    "VM's network is up and 169.254.169.254 is reachable, or that "
-                    "GCE_METADATA_HOST names a running metadata server."
-                ) from exc
-            delay = min(BOOT_BACKOFF_CAP, BOOT_BACKOFF_FIRST * 2 ** (attempt - 1), remaining)
-            log.warning(
-                "Metadata server not answering yet (attempt %d, %.0f s left): %s "
-                "Retrying in %.1f s.",
-                attempt,
-                remaining,
-                exc,
-                delay,
-            )
-            await sleep(delay)
-
-
-def _says_gce(dmi_path: Path) -> bool:
-    # One tiny sysfs read at boot; not worth a thread.
-    try:
-        return dmi_path.read_text().strip() == GCE_PRODUCT_NAME
-    except OSError:
-        return False
-
-
 def _normalise_host(host: str) -> str:
     """``host[:port]`` as GCE_METADATA_HOST takes it; a scheme or a bare IPv6 is tolerated."""
     host = host.strip().removeprefix("http://").rstrip("/") or DEFAULT_HOST
@@ -398,26 +283,10 @@ def _normalise_host(host: str) -> str:
     return host
 
 
-def _short_zone(value: str) -> str | None:
-    """``projects/N/zones/us-east1-b`` → ``us-east1-b``; anything else → None, with a warning."""
-    if not value:
-        return None
-    match = _ZONE.fullmatch(value)
-    if match is None:
-        log.warning(
-            "Metadata zone %r is not projects/N/zones/ZONE; continuing without a zone", value
-        )
-        return None
-    return match.group(1)
+def __getattr__(name: str) -> object:
+    """``discover`` lives in :mod:`agent.gce.discovery`; imported on first use, not circularly."""
+    if name == "discover":
+        from agent.gce import discovery  # noqa: PLC0415 - discovery imports this module
 
-
-def _dict(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
-
-
-def _attributes(value: object) -> Mapping[str, str]:
-    return MappingProxyType({str(k): _text(v) for k, v in _dict(value).items()})
+        return discovery.discover
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

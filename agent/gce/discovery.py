@@ -1,0 +1,112 @@
+"""Boot discovery: find the metadata server and read the instance, or fall back to local mode.
+
+Kept apart from :mod:`agent.gce.metadata` (the client) because it decides *whether*
+we are on GCE (DMI, GCE_METADATA_HOST) and how long to wait at boot, once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from agent.errors import MetadataError
+from agent.gce import InstanceInfo
+from agent.gce.local import local_instance_info
+from agent.gce.metadata import DEFAULT_REQUEST_TIMEOUT, Clock, MetadataClient, Sleep
+
+# The client's logger: discovery was part of agent.gce.metadata, and the "logger" field
+# of its lines in Cloud Logging stays what operators already filter on.
+log = logging.getLogger("agent.gce.metadata")
+
+DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
+GCE_PRODUCT_NAME = "Google Compute Engine"
+BOOT_DEADLINE = 120.0
+PROBE_TIMEOUT = 2.0
+BOOT_BACKOFF_FIRST = 0.5
+BOOT_BACKOFF_CAP = 8.0
+
+
+async def discover(
+    environ: Mapping[str, str],
+    *,
+    dmi_path: Path = DMI_PRODUCT_NAME,
+    boot_deadline: float = BOOT_DEADLINE,
+    probe_timeout: float = PROBE_TIMEOUT,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = time.monotonic,
+) -> tuple[MetadataClient | None, InstanceInfo]:
+    """Find the metadata server and read the instance, or decide we are in local mode.
+
+    On a GCE VM (DMI says so, or GCE_METADATA_HOST is set) the server may not answer
+    yet at boot: retry with capped backoff until ``boot_deadline``, then raise
+    :class:`MetadataError`. Elsewhere one try within ``probe_timeout``; no answer
+    means local mode, returned as ``(None, local info)``.
+    """
+    client = MetadataClient.from_environ(environ)
+    try:
+        if _says_gce(dmi_path) or environ.get("GCE_METADATA_HOST"):
+            info = await _read_until(client, boot_deadline, sleep, clock)
+        else:
+            try:
+                info = await client.read_instance(timeout=probe_timeout)
+            except MetadataError as exc:
+                await client.close()
+                local = local_instance_info()
+                log.warning(
+                    "Local mode: no GCE metadata server at %s (%s); running as %s (%s), "
+                    "no project or zone, self_stop forced to none.",
+                    client.host,
+                    exc,
+                    local.name,
+                    local.internal_ip,
+                )
+                return None, local
+    except BaseException:
+        await client.close()
+        raise
+    log.info("On GCE: instance %s (%s) in %s/%s", info.name, info.ip, info.project, info.zone)
+    return client, info
+
+
+async def _read_until(
+    client: MetadataClient, boot_deadline: float, sleep: Sleep, clock: Clock
+) -> InstanceInfo:
+    deadline = clock() + boot_deadline
+    attempt = 0
+    while True:
+        attempt += 1
+        remaining = deadline - clock()
+        try:
+            return await client.read_instance(
+                timeout=max(0.1, min(DEFAULT_REQUEST_TIMEOUT, remaining))
+            )
+        except MetadataError as exc:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise MetadataError(
+                    f"The metadata server at {client.base_url} did not answer usefully within "
+                    f"{boot_deadline:.0f} s ({attempt} attempts; last: {exc}) Check that the "
+                    "VM's network is up and 169.254.169.254 is reachable, or that "
+                    "GCE_METADATA_HOST names a running metadata server."
+                ) from exc
+            delay = min(BOOT_BACKOFF_CAP, BOOT_BACKOFF_FIRST * 2 ** (attempt - 1), remaining)
+            log.warning(
+                "Metadata server not answering yet (attempt %d, %.0f s left): %s "
+                "Retrying in %.1f s.",
+                attempt,
+                remaining,
+                exc,
+                delay,
+            )
+            await sleep(delay)
+
+
+def _says_gce(dmi_path: Path) -> bool:
+    # One tiny sysfs read at boot; not worth a thread.
+    try:
+        return dmi_path.read_text().strip() == GCE_PRODUCT_NAME
+    except OSError:
+        return False
