@@ -1,4 +1,4 @@
-"""The HTTP surface Saturno posts jobs to (contract section 4), and how it is served.
+"""The HTTP surface Saturno posts jobs to (contract section 4).
 
 Each request goes auth -> content type -> size (header, then while streaming) ->
 decode -> validate -> ``desk.offer``. Every answer is JSON, every client mistake is
@@ -10,6 +10,8 @@ Slow clients are bounded three ways: the request head must arrive within
 the body within ``body_timeout`` (else 408), and a refused body is drained for at
 most ``LINGERING_SECONDS`` before the connection is closed. Bodies are counted
 after aiohttp's transparent decompression, so a gzip bomb is cut off at the limit.
+How the application is served (runner, head timeout, lingering, log filter) is in
+:mod:`agent.receiver_server`; ``start_receiver`` is re-exported here.
 """
 
 from __future__ import annotations
@@ -18,32 +20,26 @@ import asyncio
 import functools
 import json
 import logging
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.auth import Authenticator
 from agent.config import Settings
-from agent.errors import ConfigError, InvalidJobError
+from agent.errors import InvalidJobError
 from agent.job.payload import decode_body, is_supported
 from agent.job.spec import parse_job
+from agent.receiver_server import RunningReceiver, start_receiver
 from agent.states import JobDesk, JobState, Offer
+
+__all__ = ["RunningReceiver", "build_app", "start_receiver"]  # what callers import from here
 
 log = logging.getLogger(__name__)
 
 RECEIVER_PATH = "/receiver_no_training/"
-HEADER_TIMEOUT = 15.0
-"""Seconds a connection may take to send a request head (and stay idle between requests)."""
 BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive; 1 MiB needs far less on any real link."""
-LINGERING_SECONDS = 2.0
-"""How long a refused body is drained (discarded) so the client still reads the answer."""
-MAX_HEADER_FIELD_BYTES = 16 * 1024
-"""Above aiohttp's 8190 so an 8 KiB+ token reaches the auth check and gets a 401."""
-SHUTDOWN_SECONDS = 5.0
 
 DESK: web.AppKey[JobDesk] = web.AppKey("desk")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -54,36 +50,6 @@ OPENAPI = web.AppKey("openapi", bytes)
 NTD_ID: web.RequestKey[str] = web.RequestKey("ntd_transaction_id")
 
 _dumps = functools.partial(json.dumps, default=str)
-
-
-class _NoRequestBytes(logging.Filter):
-    """Keep aiohttp's malformed-request errors to one line without the request's bytes.
-
-    aiohttp logs a bad request head with a traceback whose message quotes the
-    offending line, which may be an ``Authorization`` header. Internet noise is
-    not an agent error either, so these become one INFO line naming the error class.
-    So does a client hanging up mid-body: ``_outcomes`` logs it as 499 and re-raises,
-    and aiohttp would add an ERROR traceback per dropped connection.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError | ConnectionError):
-            record.msg = (
-                "refused a malformed request from %s: %s"
-                if isinstance(exc, HttpProcessingError)
-                else "a client from %s went away mid-request: %s"
-            )
-            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.args = (remote, type(exc).__name__)
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
-
-_http_log = logging.getLogger(__name__ + ".http")
-_http_log.addFilter(_NoRequestBytes())
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -285,48 +251,3 @@ def build_app(
     app.router.add_get("/status", status, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     return app
-
-
-@dataclass
-class RunningReceiver:
-    """A receiver being served; ``close()`` stops listening and ends open connections."""
-
-    runner: web.AppRunner
-    host: str
-    port: int
-
-    async def close(self) -> None:
-        """Stop the server, giving in-flight requests up to ``SHUTDOWN_SECONDS``."""
-        await self.runner.cleanup()
-
-
-async def start_receiver(
-    app: web.Application,
-    host: str,
-    port: int,
-    *,
-    header_timeout: float = HEADER_TIMEOUT,
-) -> RunningReceiver:
-    """Serve ``app`` on ``host:port`` (0 = any free port); raises ConfigError if it cannot bind."""
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,  # the lifecycle owns SIGTERM (exit 0, state saved)
-        access_log=None,  # _outcomes logs each request once, without headers
-        keepalive_timeout=header_timeout,
-        lingering_time=LINGERING_SECONDS,
-        max_field_size=MAX_HEADER_FIELD_BYTES,
-        logger=_http_log,
-        shutdown_timeout=SHUTDOWN_SECONDS,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(
-            f"config: the receiver cannot listen on {host}:{port} ({exc.strerror}); "
-            "set listen_host/port to a free address this user may bind"
-        ) from exc
-    bound_port = int(runner.addresses[0][1]) if runner.addresses else port
-    return RunningReceiver(runner=runner, host=host, port=bound_port)
