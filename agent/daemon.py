@@ -26,7 +26,8 @@ from agent.errors import EXIT_OK, ConfigError, MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.compute import can_self_stop
 from agent.gce.credentials import TokenSource
-from agent.gce.metadata import MetadataClient, discover
+from agent.gce.discovery import discover
+from agent.gce.metadata import MetadataClient
 from agent.gce.secrets import access_secret_version
 from agent.job.runner import JobOutcome, run_job
 from agent.job.spec import JobSpec

@@ -17,7 +17,6 @@ import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -25,12 +24,7 @@ from agent.errors import MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.instance import parse_instance
 
-if TYPE_CHECKING:
-    # Re-exported for ``from agent.gce.metadata import discover``; at run time through
-    # __getattr__ below, since agent.gce.discovery imports this module.
-    from agent.gce.discovery import discover
-
-__all__ = ["MetadataClient", "discover", "parse_instance"]  # what callers import from here
+__all__ = ["MetadataClient", "parse_instance"]  # what callers import from here
 
 log = logging.getLogger(__name__)
 
@@ -281,12 +275,3 @@ def _normalise_host(host: str) -> str:
     if host.count(":") > 1 and not host.startswith("["):
         host = f"[{host}]"
     return host
-
-
-def __getattr__(name: str) -> object:
-    """``discover`` lives in :mod:`agent.gce.discovery`; imported on first use, not circularly."""
-    if name == "discover":
-        from agent.gce import discovery  # noqa: PLC0415 - discovery imports this module
-
-        return discovery.discover
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

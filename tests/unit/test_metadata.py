@@ -20,7 +20,8 @@ from aioresponses import aioresponses
 from agent.emulators._server import RunningServer, serve
 from agent.emulators.metadata import MetadataEmulator
 from agent.errors import MetadataError
-from agent.gce.metadata import MetadataClient, discover, parse_instance
+from agent.gce.discovery import discover
+from agent.gce.metadata import MetadataClient, parse_instance
 
 HOST = "metadata.test"
 ROOT_URL = re.compile(r"^http://metadata\.test/computeMetadata/v1/.*$")
