@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -19,10 +20,14 @@ class Fault:
 
 
 class Faults(Generic[OpT]):
-    """Base of emulators whose calls can be failed or hung, by operation or all at once."""
+    """Base of emulators whose calls can be failed or hung, by operation or all at once.
+
+    Subclasses register :meth:`_on_shutdown` on their app, so hung calls end when it closes.
+    """
 
     def __init__(self) -> None:
         self._faults: dict[OpT | None, Fault] = {}
+        self._closing = asyncio.Event()
 
     def fail(self, status: int, *, operation: OpT | None = None, times: int | None = 1) -> None:
         """Answer ``status`` to the next ``times`` calls (None: all) of ``operation`` (or any)."""
@@ -48,6 +53,22 @@ class Faults(Generic[OpT]):
                     del self._faults[key]
             return fault
         return None
+
+    async def _injected(self, op: OpT, request: web.Request) -> web.Response | None:
+        """The injected answer to this call, or None when no fault applies to it."""
+        fault = self._take_fault(op)
+        if fault is None:
+            return None
+        if request.can_read_body:
+            await request.read()  # the client is still sending; take it first
+        if fault.status is None:
+            await self._closing.wait()
+            return google_error(503, "The emulator is shutting down.", "backendError")
+        return google_error(fault.status, f"Injected failure for {op}.", "injected")
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        """Release hung calls so the server closes without waiting out its timeout."""
+        self._closing.set()
 
 
 def google_error(status: int, message: str, reason: str) -> web.Response:

@@ -118,7 +118,6 @@ class ComputeEmulator(Faults[Operation]):
         self.instances: dict[tuple[str, str, str], EmulatedInstance] = {}
         self.operations: dict[str, EmulatedOperation] = {}
         self._timers: list[asyncio.TimerHandle] = []
-        self._closing = asyncio.Event()
 
     # -- steering -----------------------------------------------------------------------
 
@@ -168,9 +167,9 @@ class ComputeEmulator(Faults[Operation]):
         app.on_shutdown.append(self._on_shutdown)
         return app
 
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        # Release hanging calls and waiters so the server closes without its timeout.
-        self._closing.set()
+    async def _on_shutdown(self, app: web.Application) -> None:
+        # Release operation waiters too, not only hung calls.
+        await super()._on_shutdown(app)
         for timer in self._timers:
             timer.cancel()
         for op in self.operations.values():
@@ -194,13 +193,8 @@ class ComputeEmulator(Faults[Operation]):
             token = auth[len("Bearer ") :] if auth and auth.startswith("Bearer ") else ""
             if not token or (self.expected_token is not None and token != self.expected_token):
                 return _error(401, "Request had invalid authentication credentials.", "authError")
-            fault = self._take_fault(op)
-            if fault is not None:
-                if fault.status is None:
-                    await self._closing.wait()
-                    return _error(503, "The emulator is shutting down.", "backendError")
-                return _error(fault.status, f"Injected failure for {op}.", "injected")
-            return await handler(request)
+            injected = await self._injected(op, request)
+            return injected if injected is not None else await handler(request)
 
         return guarded
 

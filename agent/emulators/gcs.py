@@ -14,7 +14,6 @@ so ``google.api_core`` maps them to the same exception classes as in production.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import time
@@ -72,7 +71,6 @@ class GcsEmulator(Faults[Operation]):
         self.buckets: dict[str, dict[str, StoredObject]] = {name: {} for name in buckets}
         self.calls: list[GcsCall] = []
         self._sessions: dict[str, _Session] = {}
-        self._closing = asyncio.Event()
 
     # -- steering -----------------------------------------------------------------------
 
@@ -126,9 +124,6 @@ class GcsEmulator(Faults[Operation]):
         app.on_shutdown.append(self._on_shutdown)
         return app
 
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._closing.set()
-
     def _guarded(self, op: Operation, handler: _Handler) -> _Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if op == "get" and request.query.get("alt") == "media":
@@ -140,15 +135,8 @@ class GcsEmulator(Faults[Operation]):
             self.calls.append(GcsCall(op_seen, request.method, path, query, auth, time.time()))
             if self.expected_token is not None and auth != f"Bearer {self.expected_token}":
                 return _error(401, "Anonymous caller does not have access.", "required")
-            fault = self._take_fault(op_seen)
-            if fault is not None:
-                if request.can_read_body:
-                    await request.read()  # the client is still sending; take it first
-                if fault.status is None:
-                    await self._closing.wait()
-                    return _error(503, "The emulator is shutting down.", "backendError")
-                return _error(fault.status, f"Injected failure for {op_seen}.", "injected")
-            return await handler(request)
+            injected = await self._injected(op_seen, request)
+            return injected if injected is not None else await handler(request)
 
         return guarded
 
