@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import google_crc32c
 from aiohttp import web
 
-DEFAULT_TOKEN = "ya29.emulator-access-token-for-tests"  # the metadata emulator's default token
+from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN
+
 _ACCESS = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access$")
 
 
@@ -38,7 +39,7 @@ class SecretManagerEmulator:
         *,
         project_id: str = "demo-project",
         numeric_project_id: int = 123456789012,
-        expected_token: str = DEFAULT_TOKEN,
+        expected_token: str = DEFAULT_ACCESS_TOKEN,
     ) -> None:
         self.project_id = project_id
         self.numeric_project_id = numeric_project_id
