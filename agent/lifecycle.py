@@ -154,10 +154,10 @@ class Lifecycle:
             self._p.notifier.ready(self._state.value)
             await self._live()
             await self._deliver_end_report()
-            await self._set_state(AgentState.GRACE)
+            self._set_state(AgentState.GRACE)
             log.info("waiting %.0f s for Saturno to stop the VM", self._settings.shutdown_grace)
             await self._p.clock.sleep(self._settings.shutdown_grace)
-            await self._set_state(AgentState.STOPPING)
+            self._set_state(AgentState.STOPPING)
             self._p.notifier.stopping()
             return await self._p.stop_vm()
         finally:
@@ -176,7 +176,7 @@ class Lifecycle:
             await self._end_without_job("preempted", "the VM was already preempted at boot")
             return
         if record.job is None:
-            await self._set_state(AgentState.REGISTERING)
+            self._set_state(AgentState.REGISTERING)
             if not await self._wait_for_job():
                 return
         assert record.job is not None  # noqa: S101 - _wait_for_job returns True only with a job
@@ -206,7 +206,7 @@ class Lifecycle:
     async def _run_job(self, job: JobRecord) -> None:
         """Run the job (at most MAX_ATTEMPTS starts), bounded by job_timeout and preemption."""
         with job_context(job.spec.ntd_transaction_id, job.spec.no_transaction_id):
-            await self._set_state(AgentState.BUSY)
+            self._set_state(AgentState.BUSY)
             if job.state.final:
                 log.info("job already %s before the restart; reporting it", job.state.value)
                 await self._finish(job, job.state, job.error)
@@ -260,7 +260,7 @@ class Lifecycle:
     async def _deliver_end_report(self) -> None:
         end = self._record.end
         assert end is not None  # noqa: S101 - _live always leaves an end report
-        await self._set_state(AgentState.REPORTING)
+        self._set_state(AgentState.REPORTING)
         await self._deliver(end)
 
     async def _register(self) -> None:
@@ -281,7 +281,7 @@ class Lifecycle:
             await self._save()
         await self._deliver(record.register)
         if self._state is AgentState.REGISTERING:
-            await self._set_state(AgentState.IDLE)
+            self._set_state(AgentState.IDLE)
 
     async def _deliver(self, report: Report) -> None:
         """Deliver a pending report (retried until notify_deadline) and save how it went."""
@@ -290,7 +290,7 @@ class Lifecycle:
         if not report.url:
             log.warning(
                 "no %s URL is configured (local mode): %s report not sent",
-                "register" if report.kind == "register" else "done",
+                report.kind,
                 report.kind,
             )
             report.outcome = "skipped"
@@ -320,7 +320,7 @@ class Lifecycle:
 
     # -- state, persistence ---------------------------------------------------
 
-    async def _set_state(self, state: AgentState) -> None:
+    def _set_state(self, state: AgentState) -> None:
         if state is self._state:
             return
         log.info(
