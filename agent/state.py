@@ -157,10 +157,8 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def _encode(record: AgentRecord) -> dict[str, Any]:
-    data = dataclasses.asdict(record)
+    data = dataclasses.asdict(record)  # JobState is a StrEnum: it encodes as its value
     data["version"] = FORMAT_VERSION
-    if record.job is not None:
-        data["job"]["state"] = record.job.state.value
     return data
 
 
