@@ -82,7 +82,8 @@ async def load(
         cfg.cli_layer(assignments),
     ]
     loaded = cfg.resolve(layers, local_mode=not instance.on_gce)
-    tokens = TokenSource() if instance.on_gce else None
+    # Tokens come from the metadata server discover() found, not from a second env read.
+    tokens = TokenSource(metadata.host) if metadata is not None and instance.on_gce else None
     settings = loaded.settings
     if settings.secret_ref is not None:
         if tokens is None:
@@ -120,7 +121,7 @@ async def run(
         # The guard always refuses GCE's own names; add whatever GCE_METADATA_HOST names.
         metadata_hosts = metadata_hosts_from_env(environ)
         tokens = start.tokens
-        bound_port = settings.port
+        bound_port = settings.port  # port 0 means any: replaced by the bound one below
 
         async def job(spec: JobSpec, job_dir: Path) -> JobOutcome:
             return await run_job(
