@@ -6,16 +6,15 @@ we are on GCE (DMI, GCE_METADATA_HOST) and how long to wait at boot, once per pr
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from agent.errors import MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.local import local_instance_info
-from agent.gce.metadata import DEFAULT_REQUEST_TIMEOUT, Clock, MetadataClient, Sleep
+from agent.gce.metadata import DEFAULT_REQUEST_TIMEOUT, MetadataClient
+from agent.retry import Backoff, Clock
 
 # The client's logger: discovery was part of agent.gce.metadata, and the "logger" field
 # of its lines in Cloud Logging stays what operators already filter on.
@@ -25,8 +24,8 @@ DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
 GCE_PRODUCT_NAME = "Google Compute Engine"
 BOOT_DEADLINE = 120.0
 PROBE_TIMEOUT = 2.0
-BOOT_BACKOFF_FIRST = 0.5
-BOOT_BACKOFF_CAP = 8.0
+BOOT_BACKOFF = Backoff(initial=0.5, cap=8.0, jitter=False)
+"""Between boot reads; the VM's own metadata server has no herd to spread."""
 
 
 async def discover(
@@ -35,8 +34,7 @@ async def discover(
     dmi_path: Path = DMI_PRODUCT_NAME,
     boot_deadline: float = BOOT_DEADLINE,
     probe_timeout: float = PROBE_TIMEOUT,
-    sleep: Sleep = asyncio.sleep,
-    clock: Clock = time.monotonic,
+    clock: Clock | None = None,
 ) -> tuple[MetadataClient | None, InstanceInfo]:
     """Find the metadata server and read the instance, or decide we are in local mode.
 
@@ -48,7 +46,7 @@ async def discover(
     client = MetadataClient.from_environ(environ)
     try:
         if _says_gce(dmi_path) or environ.get("GCE_METADATA_HOST"):
-            info = await _read_until(client, boot_deadline, sleep, clock)
+            info = await _read_until(client, boot_deadline, clock or Clock())
         else:
             try:
                 info = await client.read_instance(timeout=probe_timeout)
@@ -71,20 +69,19 @@ async def discover(
     return client, info
 
 
-async def _read_until(
-    client: MetadataClient, boot_deadline: float, sleep: Sleep, clock: Clock
-) -> InstanceInfo:
-    deadline = clock() + boot_deadline
+async def _read_until(client: MetadataClient, boot_deadline: float, clock: Clock) -> InstanceInfo:
+    deadline = clock.monotonic() + boot_deadline
+    delays = BOOT_BACKOFF.delays()
     attempt = 0
     while True:
         attempt += 1
-        remaining = deadline - clock()
+        remaining = deadline - clock.monotonic()
         try:
             return await client.read_instance(
                 timeout=max(0.1, min(DEFAULT_REQUEST_TIMEOUT, remaining))
             )
         except MetadataError as exc:
-            remaining = deadline - clock()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 raise MetadataError(
                     f"The metadata server at {client.base_url} did not answer usefully within "
@@ -92,7 +89,7 @@ async def _read_until(
                     "VM's network is up and 169.254.169.254 is reachable, or that "
                     "GCE_METADATA_HOST names a running metadata server."
                 ) from exc
-            delay = min(BOOT_BACKOFF_CAP, BOOT_BACKOFF_FIRST * 2 ** (attempt - 1), remaining)
+            delay = min(next(delays), remaining)
             log.warning(
                 "Metadata server not answering yet (attempt %d, %.0f s left): %s "
                 "Retrying in %.1f s.",
@@ -101,7 +98,7 @@ async def _read_until(
                 exc,
                 delay,
             )
-            await sleep(delay)
+            await clock.sleep(delay)
 
 
 def _says_gce(dmi_path: Path) -> bool:

@@ -10,11 +10,10 @@ live apart and are re-exported here, where callers have always imported them fro
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -23,6 +22,7 @@ import aiohttp
 from agent.errors import MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.instance import parse_instance
+from agent.retry import Backoff, Clock
 
 __all__ = ["MetadataClient", "parse_instance"]  # what callers import from here
 
@@ -35,11 +35,8 @@ API_ROOT = "/computeMetadata/v1/"
 DEFAULT_REQUEST_TIMEOUT = 5.0
 WATCH_TIMEOUT_SEC = 60
 WATCH_CLIENT_SLACK = 10.0  # our timeout exceeds the server's timeout_sec by this much
-WATCH_BACKOFF_FIRST = 0.5
-WATCH_BACKOFF_CAP = 30.0
-
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
+WATCH_BACKOFF = Backoff(initial=0.5, cap=30.0, jitter=False)
+"""Between watch reconnections; each VM has its own metadata server, so no herd to spread."""
 
 _GUEST_KEY = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
@@ -59,12 +56,12 @@ class MetadataClient:
         host: str = DEFAULT_HOST,
         *,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self.host = _normalise_host(host)
         self.base_url = f"http://{self.host}{API_ROOT}"
         self._request_timeout = request_timeout
-        self._sleep = sleep
+        self._clock = clock or Clock()
         self._session: aiohttp.ClientSession | None = None
         self._guest_refusal_logged = False
 
@@ -74,11 +71,11 @@ class MetadataClient:
         environ: Mapping[str, str],
         *,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
     ) -> MetadataClient:
         """The host google-auth would use: GCE_METADATA_HOST, else GCE_METADATA_IP, else default."""
         host = environ.get("GCE_METADATA_HOST") or environ.get("GCE_METADATA_IP") or DEFAULT_HOST
-        return cls(host, request_timeout=request_timeout, sleep=sleep)
+        return cls(host, request_timeout=request_timeout, clock=clock)
 
     async def __aenter__(self) -> MetadataClient:
         return self
@@ -153,6 +150,7 @@ class MetadataClient:
             path += "/"
         etag = "0"  # differs from any real ETag, so the first answer comes at once
         failures = 0
+        delays = WATCH_BACKOFF.delays()
         while True:
             params = {
                 "wait_for_change": "true",
@@ -170,7 +168,7 @@ class MetadataClient:
                 )
             except MetadataError as exc:
                 failures += 1
-                delay = min(WATCH_BACKOFF_CAP, WATCH_BACKOFF_FIRST * 2 ** (failures - 1))
+                delay = next(delays)
                 log.warning(
                     "Watch of metadata %s failed (attempt %d): %s Reconnecting in %.1f s.",
                     path,
@@ -178,9 +176,10 @@ class MetadataClient:
                     exc,
                     delay,
                 )
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
                 continue
-            failures = 0
+            if failures:  # back on its feet: the next outage backs off from the start
+                failures, delays = 0, WATCH_BACKOFF.delays()
             new_etag = answer.etag or str(hash(answer.text))
             if new_etag != etag:
                 etag = new_etag

@@ -22,24 +22,25 @@ from agent.emulators.metadata import MetadataEmulator
 from agent.errors import MetadataError
 from agent.gce.discovery import discover
 from agent.gce.metadata import MetadataClient, parse_instance
+from agent.retry import Clock
 
 HOST = "metadata.test"
 ROOT_URL = re.compile(r"^http://metadata\.test/computeMetadata/v1/.*$")
 GOOGLE = {"Metadata-Flavor": "Google"}
 
 
-class Sleeps:
-    """An injected sleep: records delays, advances a fake clock, and runs hooks."""
+class Sleeps(Clock):
+    """An injected clock: records delays, advances a fake monotonic time, and runs hooks."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
         self.now = 1000.0
         self.hook: Any = None
 
-    def clock(self) -> float:
+    def monotonic(self) -> float:
         return self.now
 
-    async def __call__(self, delay: float) -> None:
+    async def sleep(self, delay: float) -> None:
         self.delays.append(delay)
         self.now += delay
         if self.hook is not None:
@@ -304,7 +305,7 @@ async def test_watch_reconnects_with_bounded_backoff(
     """Errors never end a watch: it backs off (capped) and resumes when the server is back."""
     sleeps = Sleeps()
     sleeps.hook = lambda n: emulator.set_down(n < 8)
-    async with MetadataClient(server.netloc, sleep=sleeps) as metadata:
+    async with MetadataClient(server.netloc, clock=sleeps) as metadata:
         values = metadata.watch("instance/preempted", timeout_sec=5)
         emulator.set_down(True)
         async with asyncio.timeout(2):
@@ -405,8 +406,7 @@ async def test_discover_retries_until_the_server_answers(
     client, info = await discover(
         {"GCE_METADATA_HOST": server.netloc},
         dmi_path=tmp_path / "absent",
-        sleep=sleeps,
-        clock=sleeps.clock,
+        clock=sleeps,
     )
     assert client is not None
     await client.close()
@@ -426,7 +426,7 @@ async def test_discover_gives_up_after_the_boot_deadline(
         caplog.at_level(logging.WARNING, logger="agent.gce.metadata"),
         pytest.raises(MetadataError, match=rf"http://{host}/computeMetadata/v1/.*120 s"),
     ):
-        await discover({"GCE_METADATA_IP": host}, dmi_path=dmi, sleep=sleeps, clock=sleeps.clock)
+        await discover({"GCE_METADATA_IP": host}, dmi_path=dmi, clock=sleeps)
     assert max(sleeps.delays) == 8.0
     assert sum(sleeps.delays) == pytest.approx(120.0)
     assert "attempt 1," in caplog.text
