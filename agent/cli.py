@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import logs
+from agent import agent_version, logs
 from agent.errors import EXIT_CONFIG, EXIT_UNEXPECTED, AgentError
 
 log = logging.getLogger("agent")
@@ -39,8 +39,6 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with a subcommand per task."""
-    from agent.daemon import agent_version  # noqa: PLC0415 - keeps `--help` light
-
     parser = argparse.ArgumentParser(
         prog="notraining-agent",
         description="Boot-to-shutdown job agent for GCE: register with Saturno, take one "

@@ -14,12 +14,12 @@ import signal
 from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from agent import agent_version
 from agent import config as cfg
 from agent.auth import Authenticator, check_secret_strength, saturno_authorization
 from agent.errors import EXIT_OK, ConfigError, MetadataError
@@ -43,14 +43,6 @@ from agent.state import StateStore
 from agent.systemd import Notifier, boot_id
 
 log = logging.getLogger(__name__)
-
-
-def agent_version() -> str:
-    """The installed distribution's version."""
-    try:
-        return version("notraining-agent")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass
