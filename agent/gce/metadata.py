@@ -5,7 +5,7 @@ nothing is read from the environment at import time (see :meth:`MetadataClient.f
 Only answers carrying ``Metadata-Flavor: Google`` count, and proxy variables are ignored:
 a proxy or a look-alike server must never be mistaken for the VM's metadata server.
 Boot discovery (:mod:`agent.gce.discovery`) and document parsing (:mod:`agent.gce.instance`)
-live apart and are re-exported here, where callers have always imported them from.
+live apart.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from agent.errors import MetadataError
 from agent.gce import InstanceInfo
 from agent.gce.instance import parse_instance
 from agent.retry import Backoff, Clock
-
-__all__ = ["MetadataClient", "parse_instance"]  # what callers import from here
 
 log = logging.getLogger(__name__)
 

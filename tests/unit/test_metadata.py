@@ -21,7 +21,8 @@ from agent.emulators._server import RunningServer, serve
 from agent.emulators.metadata import MetadataEmulator
 from agent.errors import MetadataError
 from agent.gce.discovery import discover
-from agent.gce.metadata import MetadataClient, parse_instance
+from agent.gce.instance import parse_instance
+from agent.gce.metadata import MetadataClient
 from agent.retry import Clock
 
 HOST = "metadata.test"
