@@ -11,6 +11,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/notraining-agent/config.yaml")
 METADATA_PREFIX = "notraining-"
 ENV_PREFIX = "NOTRAINING_"
 JOB_ATTRIBUTE = "notraining-job"  # a job, not a setting (contract section 6)
+DEFAULT_LISTEN_HOST = "0.0.0.0"
+DEFAULT_PROCESSOR = "manifest"
 
 AuthMode = Literal["jwt", "static"]
 SelfStop = Literal["stop", "delete", "poweroff", "none"]
@@ -46,7 +48,7 @@ class Settings:
 
     register_url: str | None = None
     done_url: str | None = None
-    listen_host: str = "0.0.0.0"
+    listen_host: str = DEFAULT_LISTEN_HOST
     port: int = 80
     auth_mode: AuthMode = "jwt"
     jwt_secret: Secret | None = None
@@ -68,7 +70,7 @@ class Settings:
     allowed_url_hosts: frozenset[str] = field(default_factory=frozenset)
     max_body_bytes: int = 1024 * 1024
     max_download_bytes: int = 2 * 1024**3
-    processor: str = "manifest"
+    processor: str = DEFAULT_PROCESSOR
     identity_audience: str | None = None
 
     @property

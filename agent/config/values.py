@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent.config.settings import Secret
+from agent.config.settings import DEFAULT_LISTEN_HOST, DEFAULT_PROCESSOR, Secret
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -146,7 +146,7 @@ def _secret_ref(raw: object) -> str | None:
 PARSERS: dict[str, Callable[[object], object]] = {
     "register_url": _http_url,
     "done_url": _http_url,
-    "listen_host": lambda raw: _text(raw) or "0.0.0.0",
+    "listen_host": lambda raw: _text(raw) or DEFAULT_LISTEN_HOST,
     "port": _int(0, 65535),
     "auth_mode": _choice("jwt", "static"),
     "jwt_secret": _secret,
@@ -168,6 +168,6 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "allowed_url_hosts": _hosts,
     "max_body_bytes": _int(1),
     "max_download_bytes": _int(1),
-    "processor": lambda raw: _text(raw) or "manifest",
+    "processor": lambda raw: _text(raw) or DEFAULT_PROCESSOR,
     "identity_audience": _text,
 }
