@@ -6,23 +6,23 @@ import at boot. The payload is checked against its CRC32C and never logged.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import google_crc32c
 
 from agent.errors import ConfigError
 from agent.gce.credentials import TokenSource
+from agent.retry import Backoff, Clock
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
-BACKOFF_FIRST = 0.5  # seconds; doubles per attempt
+BACKOFF = Backoff(initial=0.5, jitter=False)
+"""Between attempts; one VM reading one secret at boot has no herd to spread."""
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 SECRET_REF = re.compile(
     r"projects/(?P<project>[a-z0-9][a-z0-9-]{0,61}[a-z0-9]|[0-9]+)"
@@ -42,7 +42,7 @@ async def access_secret_version(
     tokens: TokenSource,
     session: aiohttp.ClientSession,
     timeout: float = 30.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Clock | None = None,
 ) -> str:
     """The payload of secret version ``ref`` as text (one trailing newline dropped).
 
@@ -55,6 +55,7 @@ async def access_secret_version(
             f"config: secret_ref {ref!r} is not projects/PROJECT/secrets/SECRET/versions/VERSION"
         )
     url = f"{endpoint.rstrip('/')}/v1/{ref}:access"
+    clock, delays = clock or Clock(), BACKOFF.delays()
     for attempt in range(1, ATTEMPTS + 1):
         try:
             data = await _access_once(url, ref, tokens, session, timeout)
@@ -64,7 +65,7 @@ async def access_secret_version(
                     f"config: secret_ref {ref}: Secret Manager failed {ATTEMPTS} times ({exc}); "
                     f"check that {endpoint} is reachable from the VM."
                 ) from None
-            delay = BACKOFF_FIRST * 2 ** (attempt - 1)
+            delay = next(delays)
             log.warning(
                 "Reading secret %s failed (attempt %d of %d): %s; retrying in %.1f s",
                 ref,
@@ -73,7 +74,7 @@ async def access_secret_version(
                 exc,
                 delay,
             )
-            await sleep(delay)
+            await clock.sleep(delay)
             continue
         log.info("Read secret %s (%d bytes)", ref, len(data))
         return _text(data, ref)

@@ -15,6 +15,7 @@ from agent.emulators.secretmanager import SecretManagerEmulator
 from agent.errors import ConfigError
 from agent.gce.credentials import TokenSource
 from agent.gce.secrets import access_secret_version
+from agent.retry import Clock
 
 REF = "projects/demo-project/secrets/notraining-jwt/versions/1"
 VALUE = "a-long-enough-secret-for-hs256-signing-0123456789"
@@ -36,11 +37,18 @@ class World:
             tokens=self.tokens,
             session=self.session,
             timeout=2.0,
-            sleep=self._sleep,
+            clock=_Recording(self.delays),
         )
 
-    async def _sleep(self, delay: float) -> None:
-        self.delays.append(delay)
+
+class _Recording(Clock):
+    """A clock whose sleeps are recorded, not waited."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = delays
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
 
 
 @pytest.fixture
