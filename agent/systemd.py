@@ -8,7 +8,6 @@ one when the path starts with ``@``), which is all the code below does.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Mapping
 
@@ -64,8 +63,3 @@ def boot_id() -> str:
             return fh.read().strip()
     except OSError:
         return "unknown"
-
-
-def process_env() -> Mapping[str, str]:
-    """The process environment, read when asked, never at import time."""
-    return os.environ

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.systemd import Notifier, boot_id, process_env
+from agent.systemd import Notifier, boot_id
 
 
 @pytest.fixture
@@ -92,9 +92,3 @@ def test_boot_id_is_the_kernels() -> None:
     """boot_id() reads the kernel's boot id (a UUID on Linux)."""
     value = boot_id()
     assert value == "unknown" or uuid.UUID(value)
-
-
-def test_process_env_is_the_live_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """process_env() sees variables set after import."""
-    monkeypatch.setenv("NOTRAINING_TEST_PROBE", "1")
-    assert process_env()["NOTRAINING_TEST_PROBE"] == "1"
