@@ -7,7 +7,6 @@ their events into progress, and at the end says per art how it will fare in the 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from agent.processors.base import Art, Discrepancy
 from agent.processors.keypoints.options import KeypointsOptions
+from agent.state import atomic_write
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -167,13 +167,7 @@ class ManifestBuilder:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (temp file, fsync, rename)."""
+    """Write ``manifest.json`` atomically, so a published folder never holds half of one."""
     target = directory / MANIFEST_FILE
-    partial = directory / (MANIFEST_FILE + ".partial")
-    with partial.open("w", encoding="utf-8") as out:
-        json.dump(manifest, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-        out.flush()
-        os.fsync(out.fileno())
-    partial.replace(target)
+    atomic_write(target, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return target
