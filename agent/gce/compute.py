@@ -21,14 +21,13 @@ import contextvars
 import importlib
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
 from agent.errors import StopError
-from agent.retry import Backoff
+from agent.retry import Backoff, Clock
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -130,12 +129,12 @@ async def request_self_stop(
     attempts: int = 3,
     timeout: float = CALL_TIMEOUT,
     wait_timeout: float = 60.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Clock | None = None,
 ) -> None:
     """Ask GCE to stop or delete this instance; return once the request was accepted.
 
     Retries 408, 429, 5xx, connection errors, timeouts and token fetch errors up to
-    ``attempts`` times (backoff 1 s doubling, capped at 10 s); ``timeout`` bounds
+    ``attempts`` times (spaced by ``STOP_BACKOFF``); ``timeout`` bounds
     each call. Then polls the operation for up to ``wait_timeout`` seconds (0: do not
     wait); a poll failure is only logged, the request having been made.
 
@@ -146,6 +145,7 @@ async def request_self_stop(
     if mode not in PERMISSIONS:
         raise ValueError(f"self-stop mode must be 'stop' or 'delete', not {mode!r}")
     hint = _HINT.format(verb=mode, endpoint=endpoint)
+    clock = clock or Clock()
     # Importing compute_v1 takes seconds; a thread keeps the loop (and SIGTERM) responsive.
     try:
         compute_v1: Any = await asyncio.to_thread(
@@ -173,7 +173,7 @@ async def request_self_stop(
             hint=hint,
             attempts=attempts,
             call_timeout=timeout,
-            sleep=sleep,
+            clock=clock,
         )
         log.info(
             "self-stop: %s of instance %s accepted",
@@ -189,7 +189,7 @@ async def request_self_stop(
                 zone=zone,
                 call_timeout=timeout,
                 wait_timeout=wait_timeout,
-                sleep=sleep,
+                clock=clock,
             )
     finally:
         await asyncio.to_thread(_close, instances, operations)
@@ -205,7 +205,7 @@ async def _send(
     hint: str,
     attempts: int,
     call_timeout: float,
-    sleep: Callable[[float], Awaitable[None]],
+    clock: Clock,
 ) -> Any:
     """Make the stop/delete request, retrying what a retry may fix; return the operation."""
     delays = STOP_BACKOFF.delays()
@@ -231,7 +231,7 @@ async def _send(
                 _describe(exc),
                 delay,
             )
-            await sleep(delay)
+            await clock.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -243,13 +243,13 @@ async def _poll(
     zone: str,
     call_timeout: float,
     wait_timeout: float,
-    sleep: Callable[[float], Awaitable[None]],
+    clock: Clock,
 ) -> None:
     """Wait for the operation to be DONE, using the server-side ``wait`` call."""
-    deadline = time.monotonic() + wait_timeout
+    deadline = clock.monotonic() + wait_timeout
     op_name = operation.name
     while not _is_done(operation):
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0:
             log.warning("self-stop: operation %s not done after %.0f s", op_name, wait_timeout)
             return
@@ -268,7 +268,7 @@ async def _poll(
                 return
             log.info("self-stop: polling operation %s failed (%s)", op_name, _describe(exc))
         if not _is_done(operation):
-            await sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            await clock.sleep(min(POLL_INTERVAL, max(0.0, deadline - clock.monotonic())))
     errors = [e.message for e in operation.error.errors]
     if errors:
         raise StopError(

@@ -16,19 +16,20 @@ from agent.emulators._server import RunningServer, serve
 from agent.emulators.compute import ComputeEmulator
 from agent.errors import StopError
 from agent.gce.compute import can_self_stop, request_self_stop
+from agent.retry import Clock
 
 P, Z, VM = "proj-1", "us-east1-b", "vm-1"
 TOKEN = "fake-token"
 CLOUD = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
-class Sleeps:
-    """An injected sleep that records the delays instead of waiting."""
+class Sleeps(Clock):
+    """A clock on real time whose sleeps are recorded instead of waited."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
 
-    async def __call__(self, delay: float) -> None:
+    async def sleep(self, delay: float) -> None:
         self.delays.append(delay)
 
 
@@ -61,7 +62,7 @@ async def stop(server: RunningServer, sleeps: Sleeps, **kwargs: Any) -> None:
         "credentials": Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
         "timeout": 2.0,
         "wait_timeout": 2.0,
-        "sleep": sleeps,
+        "clock": sleeps,
     }
     args.update(kwargs)
     await request_self_stop(**args)
