@@ -70,12 +70,7 @@ async def submit(
         else:
             request = session.post(target, data=form_fields(job), headers=headers)
         async with request as response:
-            text = await response.text()
-            try:
-                body: Any = json.loads(text)
-            except ValueError:
-                body = text
-            return Answer(response.status, body)
+            return await _answer(response)
 
 
 async def get_status(url: str, *, authorization: str, timeout: float = 10.0) -> Answer:
@@ -86,8 +81,13 @@ async def get_status(url: str, *, authorization: str, timeout: float = 10.0) -> 
             url.rstrip("/") + "/status", headers={"Authorization": authorization}
         ) as response,
     ):
-        text = await response.text()
-        try:
-            return Answer(response.status, json.loads(text))
-        except ValueError:
-            return Answer(response.status, text)
+        return await _answer(response)
+
+
+async def _answer(response: aiohttp.ClientResponse) -> Answer:
+    """The status and JSON body; a body that is not JSON (a proxy's page) stays text."""
+    text = await response.text()
+    try:
+        return Answer(response.status, json.loads(text))
+    except ValueError:
+        return Answer(response.status, text)
