@@ -13,6 +13,7 @@ agent, needs neither cv2 nor numpy; it only checks that the children will find t
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -71,7 +72,8 @@ async def enroll(ctx: ProcessorContext, options: KeypointsOptions) -> ProcessorR
             "check", plan, worker_count(options.workers, builder.enrolled), builder.on_event
         )
     manifest = builder.build(ctx.discrepancies)
-    write_manifest(ctx.output_dir, manifest)
+    # A 1000-art manifest is about a megabyte of JSON and an fsync: not on the event loop.
+    await asyncio.to_thread(write_manifest, ctx.output_dir, manifest)
     warnings = tuple(str(w) for w in manifest["warnings"])
     for warning in warnings:
         log.warning("keypoints: %s", warning)
