@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -42,3 +44,15 @@ async def serve(app: web.Application, host: str = LOOPBACK, port: int = 0) -> Ru
     sockets = getattr(site._server, "sockets", None) or []
     bound_port = sockets[0].getsockname()[1] if sockets else port
     return RunningServer(runner=runner, host=host, port=int(bound_port))
+
+
+@contextlib.asynccontextmanager
+async def served(
+    app: web.Application, host: str = LOOPBACK, port: int = 0
+) -> AsyncIterator[RunningServer]:
+    """:func:`serve` for an ``async with`` block: the server closes when the block ends."""
+    running = await serve(app, host, port)
+    try:
+        yield running
+    finally:
+        await running.close()

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from google.oauth2.credentials import Credentials
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, serve, served
 from agent.emulators.compute import ComputeEmulator
 from agent.errors import StopError
 from agent.gce.compute import can_self_stop, request_self_stop
@@ -40,15 +40,8 @@ def emulator() -> ComputeEmulator:
 
 @pytest.fixture
 async def server(emulator: ComputeEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with served(emulator.app()) as running:
+        yield running
 
 
 async def stop(server: RunningServer, sleeps: Sleeps, **kwargs: Any) -> None:

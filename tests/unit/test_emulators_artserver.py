@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, serve, served
 from agent.emulators.artgen import ArtPackage, generate_package
 from agent.emulators.artserver import ArtServer
 
@@ -22,15 +22,8 @@ def arts() -> ArtServer:
 
 @pytest.fixture
 async def server(arts: ArtServer) -> AsyncIterator[RunningServer]:
-    running = await serve(arts.app())
-    yield running
-    await running.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with served(arts.app()) as running:
+        yield running
 
 
 async def fetch(session: aiohttp.ClientSession, url: str, **kwargs: object) -> tuple[int, bytes]:

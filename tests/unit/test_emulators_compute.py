@@ -13,7 +13,7 @@ from google.auth.exceptions import RefreshError
 from google.cloud import compute_v1
 from google.oauth2.credentials import Credentials
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, serve, served
 from agent.emulators.compute import ComputeEmulator
 
 P, Z, VM = "proj-1", "us-east1-b", "vm-1"
@@ -28,9 +28,8 @@ def emulator() -> ComputeEmulator:
 
 @pytest.fixture
 async def server(emulator: ComputeEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        yield running
 
 
 def clients(server: RunningServer, token: str = TOKEN) -> tuple[Any, Any]:
@@ -133,14 +132,11 @@ async def test_wrong_token_is_401() -> None:
     # google-auth answers a 401 by refreshing the token; static test credentials
     # cannot refresh, so the client gives up with RefreshError after one call.
     emulator = ComputeEmulator(expected_token="right")
-    running = await serve(emulator.app())
-    try:
+    async with served(emulator.app()) as running:
         instances, _ = clients(running, token="wrong")
         with pytest.raises(RefreshError):
             await asyncio.to_thread(instances.get, project=P, zone=Z, instance=VM)
         assert [c.authorization for c in emulator.calls] == ["Bearer wrong"]
-    finally:
-        await running.close()
 
 
 async def test_plain_http_needs_bearer(emulator: ComputeEmulator, server: RunningServer) -> None:
@@ -201,8 +197,7 @@ async def test_on_stop_hook_and_unknown_instance() -> None:
     stopped: list[str] = []
     emulator = ComputeEmulator(auto_create=False, on_stop=stopped.append)
     emulator.add_instance(P, Z, VM)
-    running = await serve(emulator.app())
-    try:
+    async with served(emulator.app()) as running:
         instances, _ = clients(running)
         await asyncio.to_thread(instances.stop_unary, project=P, zone=Z, instance=VM)
         await asyncio.sleep(0.05)
@@ -212,5 +207,3 @@ async def test_on_stop_hook_and_unknown_instance() -> None:
         assert stopped == [VM]  # already terminated: no second signal
         with pytest.raises(core.NotFound):
             await asyncio.to_thread(instances.stop_unary, project=P, zone=Z, instance="other")
-    finally:
-        await running.close()

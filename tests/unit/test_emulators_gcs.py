@@ -16,7 +16,7 @@ from google.api_core import exceptions as api
 from google.cloud import storage
 
 from agent.emulators import _gcs_wire
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.gcs import GcsEmulator
 
 
@@ -29,10 +29,9 @@ def emulator() -> GcsEmulator:
 async def server(
     emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
+        yield running
 
 
 def _bucket() -> Any:

@@ -15,7 +15,7 @@ from google.auth import compute_engine
 from google.auth.compute_engine import _metadata
 from google.auth.transport.requests import Request
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
 
 FLAVOR = {"Metadata-Flavor": "Google"}
@@ -29,9 +29,8 @@ def emulator() -> MetadataEmulator:
 
 @pytest.fixture
 async def server(emulator: MetadataEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        yield running
 
 
 @pytest.fixture
@@ -138,11 +137,8 @@ async def test_recursive_text_flattens_paths(
 
 async def test_no_external_ip_means_no_access_config(http: aiohttp.ClientSession) -> None:
     """A VM without an external IP has an empty accessConfigs list."""
-    server = await serve(MetadataEmulator(external_ip=None).app())
-    try:
+    async with served(MetadataEmulator(external_ip=None).app()) as server:
         _, body, _ = await fetch(http, server, V1 + "instance/network-interfaces/0/?recursive=true")
-    finally:
-        await server.close()
     assert json.loads(body)["accessConfigs"] == []
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import jwt
 import pytest
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.saturno import SaturnoEmulator
 
 SECRET = "s" * 40
@@ -23,16 +23,9 @@ def saturno() -> SaturnoEmulator:
 
 @pytest.fixture
 async def server(saturno: SaturnoEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(saturno.app())
-    saturno.base_url = running.url
-    yield running
-    await running.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with served(saturno.app()) as running:
+        saturno.base_url = running.url
+        yield running
 
 
 async def post(
@@ -146,34 +139,28 @@ async def test_counts_distinct_idempotency_keys(
 async def test_static_authorization(session: aiohttp.ClientSession) -> None:
     """With a static value set, anything else is answered 401 with WWW-Authenticate."""
     saturno = SaturnoEmulator(authorization="right")
-    running = await serve(saturno.app())
-    saturno.base_url = running.url
-    try:
+    async with served(saturno.app()) as running:
+        saturno.base_url = running.url
         assert await post(session, saturno.register_url, {}, Authorization="wrong") == 401
         assert await post(session, saturno.register_url, {}) == 401
         assert await post(session, saturno.register_url, {}, Authorization="right") == 200
         assert [r.status for r in saturno.reports] == [401, 401, 200]
-    finally:
-        await running.close()
 
 
 async def test_jwt_authorization(session: aiohttp.ClientSession) -> None:
     """A raw HS256 JWT with exp signed with the secret passes; its claims are recorded."""
     saturno = SaturnoEmulator(jwt_secret=SECRET)
-    running = await serve(saturno.app())
-    saturno.base_url = running.url
     now = int(time.time())
     good = jwt.encode({"sub": "vm-1", "iat": now, "exp": now + 300}, SECRET, algorithm="HS256")
     no_exp = jwt.encode({"sub": "vm-1"}, SECRET, algorithm="HS256")
     other = jwt.encode({"sub": "vm-1", "exp": now + 300}, "x" * 40, algorithm="HS256")
-    try:
+    async with served(saturno.app()) as running:
+        saturno.base_url = running.url
         assert await post(session, saturno.done_url, {}, Authorization=good) == 200
         assert await post(session, saturno.done_url, {}, Authorization=no_exp) == 401
         assert await post(session, saturno.done_url, {}, Authorization=other) == 401
         assert saturno.reports[0].jwt_claims is not None
         assert saturno.reports[0].jwt_claims["sub"] == "vm-1"
-    finally:
-        await running.close()
 
 
 def test_urls_need_base_url() -> None:

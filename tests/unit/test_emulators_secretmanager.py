@@ -10,7 +10,7 @@ import aiohttp
 import google_crc32c
 import pytest
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.secretmanager import SecretManagerEmulator
 
 TOKEN = "test-token"
@@ -28,9 +28,8 @@ def emulator() -> SecretManagerEmulator:
 
 @pytest.fixture
 async def server(emulator: SecretManagerEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        yield running
 
 
 async def access(

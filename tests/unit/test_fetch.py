@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, serve, served
 from agent.emulators.artgen import ArtPackage, generate_package
 from agent.emulators.artserver import ArtServer
 from agent.errors import InputRefusedError
@@ -29,9 +29,8 @@ def arts() -> ArtServer:
 
 @pytest.fixture
 async def server(arts: ArtServer) -> AsyncIterator[RunningServer]:
-    running = await serve(arts.app())
-    yield running
-    await running.close()
+    async with served(arts.app()) as running:
+        yield running
 
 
 async def fetch(

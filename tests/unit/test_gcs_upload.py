@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.gcs import GcsEmulator
 from agent.errors import ConfigError, JobError
 from agent.job.gcs_upload import UploadPolicy, files_of, parse_gs_uri, upload_tree
@@ -36,10 +36,9 @@ def emulator() -> GcsEmulator:
 async def server(
     emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
+        yield running
 
 
 @pytest.fixture

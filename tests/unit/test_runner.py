@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import Settings
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.artgen import ArtPackage, generate_art, generate_package
 from agent.emulators.artserver import ArtServer
 from agent.errors import InputRefusedError, ProcessorError
@@ -32,9 +32,8 @@ def arts() -> ArtServer:
 
 @pytest.fixture
 async def server(arts: ArtServer) -> AsyncIterator[RunningServer]:
-    running = await serve(arts.app())
-    yield running
-    await running.close()
+    async with served(arts.app()) as running:
+        yield running
 
 
 def settings_for(server: RunningServer, tmp_path: Path) -> Settings:
