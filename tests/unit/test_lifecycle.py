@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from agent.config import Secret, Settings
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import served
 from agent.emulators.saturno import SaturnoEmulator
 from agent.errors import EXIT_OK, EXIT_STOP_FAILED, JobError
 from agent.gce import InstanceInfo
@@ -28,37 +28,19 @@ from agent.job.runner import JobOutcome
 from agent.job.spec import JobSpec
 from agent.lifecycle import BootFacts, Collaborators, Lifecycle
 from agent.reports import end_body_for_job, new_report
-from agent.retry import Backoff, Clock
+from agent.retry import Backoff
 from agent.saturno import SaturnoClient
 from agent.state import AgentRecord, JobRecord, Report, StateStore
 from agent.states import AgentState, JobState, Offer
 from agent.systemd import Notifier
+from tests.fakes import T0, FakeClock, instance
+from tests.fakes import job_spec as spec
 from tests.polling import wait_until
 
-T0 = 1_700_000_000.0
 BOOT_ID = "boot-1"
 
 
 # -- fakes ---------------------------------------------------------------------------------
-
-
-class FakeClock(Clock):
-    """Wall time that moves only when someone sleeps, and then at once."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 class RecordingNotifier(Notifier):
@@ -140,33 +122,6 @@ class HookedSaturno(SaturnoClient):
         if self.before is not None:
             await self.before(report)
         return await super().deliver(report, **kwargs)
-
-
-def instance(**overrides: Any) -> InstanceInfo:
-    values: dict[str, Any] = {
-        "name": "vm-1",
-        "project": "proj-1",
-        "zone": "us-east1-b",
-        "instance_id": "4518373217654321234",
-        "internal_ip": "10.142.0.2",
-        "external_ip": "203.0.113.10",
-        "on_gce": True,
-    }
-    values.update(overrides)
-    return InstanceInfo(**values)
-
-
-def spec(ntd: str = "ntd-1") -> JobSpec:
-    return JobSpec(
-        ntd_transaction_id=ntd,
-        no_transaction_id="no-1",
-        country="AR",
-        channel="web",
-        label="summer",
-        category="POP",
-        zip_art="https://art.test/pack.zip",
-        arts_path=(),
-    )
 
 
 # -- the harness ---------------------------------------------------------------------------
@@ -267,11 +222,9 @@ class Harness:
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     saturno = SaturnoEmulator(authorization="saturno-token")
-    running: RunningServer = await serve(saturno.app())
-    saturno.base_url = running.url
-    async with aiohttp.ClientSession() as session:
+    async with served(saturno.app()) as running, aiohttp.ClientSession() as session:
+        saturno.base_url = running.url
         yield Harness(saturno=saturno, session=session, state_dir=tmp_path / "state")
-    await running.close()
 
 
 async def run_with_job(h: Harness, life: Lifecycle, job: JobSpec | None = None) -> int:

@@ -6,11 +6,10 @@ import json
 import uuid
 from typing import Any
 
-from agent.gce import InstanceInfo
-from agent.job.spec import JobSpec
 from agent.reports import boot_body, end_body_for_job, end_body_without_job, new_report, summary
 from agent.state import JobRecord, Report
 from agent.states import JobState
+from tests.fakes import T0, instance, job_spec
 
 BOOT_KEYS = {
     "ip",
@@ -36,34 +35,10 @@ END_KEYS = {
     "arts",
     "output_uri",
 }
-T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-
-
-def instance(**overrides: Any) -> InstanceInfo:
-    values: dict[str, Any] = {
-        "name": "vm-1",
-        "project": "proj-1",
-        "zone": "us-east1-b",
-        "instance_id": "4518373217654321234",
-        "internal_ip": "10.142.0.2",
-        "external_ip": "203.0.113.10",
-        "on_gce": True,
-    }
-    values.update(overrides)
-    return InstanceInfo(**values)
 
 
 def job(**overrides: Any) -> JobRecord:
-    spec = JobSpec(
-        ntd_transaction_id="ntd-1",
-        no_transaction_id="no-1",
-        country="AR",
-        channel="web",
-        label="l",
-        category="POP",
-        zip_art="https://art.test/p.zip",
-        arts_path=(),
-    )
+    spec = job_spec(label="l", zip_art="https://art.test/p.zip")
     values: dict[str, Any] = {
         "spec": spec,
         "state": JobState.DONE,

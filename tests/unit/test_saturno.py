@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -12,33 +11,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.saturno import SaturnoEmulator
-from agent.retry import Backoff, Clock
+from agent.retry import Backoff
 from agent.saturno import SATURNO_BACKOFF, SaturnoClient, retryable
 from agent.state import Report
+from tests.fakes import FakeClock
 
 AUTH = "raw-saturno-token"
 NO_JITTER = Backoff(initial=1.0, factor=2.0, cap=60.0, jitter=False)
-
-
-class FakeClock(Clock):
-    """Time that moves only when someone sleeps, and at once."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -48,16 +29,9 @@ def saturno() -> SaturnoEmulator:
 
 @pytest.fixture
 async def server(saturno: SaturnoEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(saturno.app())
-    saturno.base_url = running.url
-    yield running
-    await running.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
+    async with served(saturno.app()) as running:
+        saturno.base_url = running.url
+        yield running
 
 
 @pytest.fixture
@@ -301,9 +275,8 @@ async def test_authorization_is_asked_for_each_try(
 ) -> None:
     """The Authorization header is fetched fresh for every try (minted JWTs expire)."""
     open_saturno = SaturnoEmulator()
-    running = await serve(open_saturno.app())
-    open_saturno.base_url = running.url
-    try:
+    async with served(open_saturno.app()) as running:
+        open_saturno.base_url = running.url
         open_saturno.fail("done", 503)
         tokens = iter(["token-1", "token-2"])
         saturno_client = SaturnoClient(
@@ -311,8 +284,6 @@ async def test_authorization_is_asked_for_each_try(
         )
         rep = report(open_saturno.done_url, clock)
         assert await saturno_client.deliver(rep, deadline=clock.wall() + 60) == "delivered"
-    finally:
-        await running.close()
     assert [r.authorization for r in open_saturno.reports] == ["token-1", "token-2"]
 
 
@@ -328,12 +299,9 @@ async def test_redirect_is_not_followed(session: aiohttp.ClientSession, clock: F
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)
-    running = await serve(app)
-    try:
+    async with served(app) as running:
         rep = report(running.url + "/done/", clock)
         outcome = await client(session, clock).deliver(rep, deadline=clock.wall() + 60)
-    finally:
-        await running.close()
     assert outcome == "refused"
     assert hits == ["/done/"]
 

@@ -20,19 +20,11 @@ from agent.state import (
     atomic_write,
 )
 from agent.states import JobState
+from tests.fakes import job_spec
 
 
 def spec(ntd: str = "ntd-1") -> JobSpec:
-    return JobSpec(
-        ntd_transaction_id=ntd,
-        no_transaction_id="no-1",
-        country="AR",
-        channel="web",
-        label="summer",
-        category="POP",
-        zip_art="https://art.test/pack.zip",
-        arts_path=("https://art.test/a.png", "https://art.test/b.png"),
-    )
+    return job_spec(ntd, arts_path=("https://art.test/a.png", "https://art.test/b.png"))
 
 
 def names(folder: Path) -> list[str]:
