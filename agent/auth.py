@@ -71,11 +71,6 @@ class Authenticator:
         self._require = ["exp"] if settings.jwt_require_exp else []
         self._audience = settings.jwt_audience
 
-    @property
-    def mode(self) -> str:
-        """``jwt`` or ``static``."""
-        return self._mode
-
     def check(self, authorization_header: str | None) -> bool:
         """True when the header carries a valid token; a refusal is logged without the token."""
         reason = self._refusal(authorization_header)
