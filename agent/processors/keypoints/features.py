@@ -142,12 +142,12 @@ def extract(
         sift = cv2.SIFT.create()
         chosen = _spread(sift.detect(gray, None), max_features)
         if not chosen:
-            return _no_features(kind)
+            return no_features(kind)
         keypoints, descriptors = sift.compute(gray, chosen)
     else:
         keypoints, descriptors = detector(kind, max_features).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
-        return _no_features(kind)
+        return no_features(kind)
     points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     # SIFT descriptors are floats in 0..255 by construction: uint8 storage is lossless
     # enough and four times smaller in index.npz.
@@ -155,7 +155,8 @@ def extract(
     return Features(points, packed)
 
 
-def _no_features(kind: FeatureKind) -> Features:
+def no_features(kind: FeatureKind) -> Features:
+    """An empty set with the kind's descriptor width (SIFT 128, ORB 32 bytes)."""
     width = 128 if kind == "sift" else 32
     return Features(np.zeros((0, 2), np.float32), np.zeros((0, width), np.uint8))
 

@@ -16,7 +16,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
-from agent.processors.keypoints.features import Features
+from agent.processors.keypoints.features import Features, no_features
 from agent.processors.keypoints.options import FEATURE_KINDS, FeatureKind
 
 INDEX_FILE = "index.npz"
@@ -91,19 +91,18 @@ class Index:
 
 def build(kind: FeatureKind, arts: Sequence[EnrolledArt]) -> Index:
     """Concatenate enrolled arts into one index, in the given order."""
-    width = 128 if kind == "sift" else 32
     counts = [len(art.features) for art in arts]
     offsets = np.zeros(len(arts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(counts, dtype=np.int64)
-    empty_points = np.zeros((0, 2), np.float32)
-    empty_desc = np.zeros((0, width), np.uint8)
+    # Concatenated after an empty set, so no arts at all still give arrays of the right shape.
+    empty = no_features(kind)
     return Index(
         kind=kind,
         names=tuple(art.name for art in arts),
         sizes=np.array([[a.width, a.height] for a in arts], dtype=np.int32).reshape(-1, 2),
         offsets=offsets,
-        points=np.concatenate([empty_points, *(a.features.points for a in arts)]),
-        descriptors=np.concatenate([empty_desc, *(a.features.descriptors for a in arts)]),
+        points=np.concatenate([empty.points, *(a.features.points for a in arts)]),
+        descriptors=np.concatenate([empty.descriptors, *(a.features.descriptors for a in arts)]),
         hashes=np.array([a.phash for a in arts], dtype=np.uint64),
     )
 
