@@ -19,7 +19,7 @@ from google.auth import compute_engine
 from google.auth.compute_engine import _metadata
 from google.auth.transport.requests import Request
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
 from agent.errors import MetadataError
 from agent.gce.credentials import TokenSource
@@ -34,9 +34,8 @@ def emulator() -> MetadataEmulator:
 
 @pytest.fixture
 async def server(emulator: MetadataEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        yield running
 
 
 async def test_real_credentials_refresh_against_the_emulator(
@@ -97,12 +96,9 @@ async def test_refresh_by_another_library_uses_the_routed_host(
 
 async def test_vm_without_service_account_is_a_metadata_error() -> None:
     """No default service account (404) becomes a MetadataError with advice."""
-    server = await serve(MetadataEmulator(service_account=False).app())
-    try:
+    async with served(MetadataEmulator(service_account=False).app()) as server:
         with pytest.raises(MetadataError, match="service account attached"):
             await TokenSource(server.netloc).token()
-    finally:
-        await server.close()
 
 
 def test_default_host_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

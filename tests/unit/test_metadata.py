@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.emulators.metadata import MetadataEmulator
 from agent.errors import MetadataError
 from agent.gce.discovery import discover
@@ -82,11 +82,8 @@ async def odd_server(status: int, body: str, headers: dict[str, str]) -> AsyncIt
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    running = await serve(app)
-    try:
+    async with served(app) as running:
         yield running.netloc
-    finally:
-        await running.close()
 
 
 @contextlib.asynccontextmanager
@@ -114,9 +111,8 @@ def emulator() -> MetadataEmulator:
 
 @pytest.fixture
 async def server(emulator: MetadataEmulator) -> AsyncIterator[RunningServer]:
-    running = await serve(emulator.app())
-    yield running
-    await running.close()
+    async with served(emulator.app()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import served
 from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
 from agent.emulators.secretmanager import SecretManagerEmulator
 from agent.errors import ConfigError
@@ -52,17 +52,11 @@ class _Recording(Clock):
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
+async def world(session: aiohttp.ClientSession) -> AsyncIterator[World]:
     secrets = SecretManagerEmulator(expected_token=DEFAULT_ACCESS_TOKEN)
     secrets.add_secret(REF, VALUE)
-    servers: list[RunningServer] = [
-        await serve(MetadataEmulator().app()),
-        await serve(secrets.app()),
-    ]
-    async with aiohttp.ClientSession() as session:
-        yield World(secrets, servers[1].url, TokenSource(servers[0].netloc), session, [])
-    for server in servers:
-        await server.close()
+    async with served(MetadataEmulator().app()) as metadata, served(secrets.app()) as api:
+        yield World(secrets, api.url, TokenSource(metadata.netloc), session, [])
 
 
 async def test_reads_the_secret_with_the_metadata_token(

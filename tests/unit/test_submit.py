@@ -11,7 +11,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import RunningServer, served
 from agent.errors import ConfigError
 from agent.submit import RECEIVER_PATH, form_fields, get_status, load_job, submit
 
@@ -59,9 +59,8 @@ async def receiver(seen: Seen) -> AsyncIterator[RunningServer]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    running = await serve(app)
-    yield running
-    await running.close()
+    async with served(app) as running:
+        yield running
 
 
 def requests_body(job: dict[str, Any]) -> bytes:
