@@ -236,6 +236,17 @@ async def run_with_job(h: Harness, life: Lifecycle, job: JobSpec | None = None) 
     return await task
 
 
+async def start_blocked_job(h: Harness) -> tuple[Lifecycle, asyncio.Task[int]]:
+    """Start the life, post a job whose runner blocks, and return once the job runs."""
+    h.runner.block = True
+    life = h.build()
+    task = asyncio.create_task(life.run())
+    await wait_until(lambda: life.state is AgentState.IDLE)
+    await life.offer(spec(), via="http")
+    await h.runner.started.wait()
+    return life, task
+
+
 # -- the happy path ------------------------------------------------------------------------
 
 
@@ -330,12 +341,7 @@ async def test_acceptance_is_on_disk_before_the_answer(h: Harness) -> None:
 
 async def test_same_id_again_is_known_with_its_state(h: Harness) -> None:
     """Posting the same ntd_transaction_id again answers ``known`` with the job's state."""
-    h.runner.block = True
-    life = h.build()
-    task = asyncio.create_task(life.run())
-    await wait_until(lambda: life.state is AgentState.IDLE)
-    await life.offer(spec(), via="http")
-    await h.runner.started.wait()
+    life, task = await start_blocked_job(h)
     again = await life.offer(spec(), via="http")
     assert again == Offer("known", "ntd-1", job_state=JobState.RUNNING)
     h.runner.release.set()
@@ -345,12 +351,7 @@ async def test_same_id_again_is_known_with_its_state(h: Harness) -> None:
 
 async def test_second_id_is_refused_with_the_current_job(h: Harness) -> None:
     """Another id while a job holds the VM is refused (409) naming the current job."""
-    h.runner.block = True
-    life = h.build()
-    task = asyncio.create_task(life.run())
-    await wait_until(lambda: life.state is AgentState.IDLE)
-    await life.offer(spec(), via="http")
-    await h.runner.started.wait()
+    life, task = await start_blocked_job(h)
     other = await life.offer(spec("ntd-2"), via="http")
     assert other.outcome == "refused"
     assert other.ntd_transaction_id == "ntd-2"
@@ -481,12 +482,7 @@ async def test_job_timeout(h: Harness) -> None:
 async def test_preempted_during_the_job(h: Harness) -> None:
     """instance/preempted turning TRUE cancels the job and reports preempted at once."""
     h.metadata = FakeMetadata()
-    h.runner.block = True
-    life = h.build()
-    task = asyncio.create_task(life.run())
-    await wait_until(lambda: life.state is AgentState.IDLE)
-    await life.offer(spec(), via="http")
-    await h.runner.started.wait()
+    _, task = await start_blocked_job(h)
     h.metadata.set("instance/preempted", "TRUE")
     assert await task == EXIT_OK
     assert h.runner.cancelled
@@ -609,12 +605,7 @@ async def test_local_mode_skips_reports(h: Harness) -> None:
 
 async def test_cancel_is_a_clean_stop_and_the_job_runs_again(h: Harness) -> None:
     """Cancelling run() (SIGTERM) cancels the job; a restart runs it again as attempt 2."""
-    h.runner.block = True
-    life = h.build()
-    task = asyncio.create_task(life.run())
-    await wait_until(lambda: life.state is AgentState.IDLE)
-    await life.offer(spec(), via="http")
-    await h.runner.started.wait()
+    _, task = await start_blocked_job(h)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
