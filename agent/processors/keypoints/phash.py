@@ -11,7 +11,6 @@ import numpy as np
 
 from agent.processors.keypoints.features import Gray
 
-HASH_BITS = 64
 NEAR_DUPLICATE_BITS = 8
 """Hashes this close (of 64 bits) are reported as near-duplicates. Unrelated images differ
 in about 32 bits (among 1000 generated posters the closest pair was 10 apart); a
