@@ -6,6 +6,10 @@ job stops between files and tests do not sleep. Credentials come from google-aut
 default chain (on a VM: the service account through the metadata server); when
 ``STORAGE_EMULATOR_HOST`` is set the library talks to that emulator anonymously.
 Library retries are off: this module's policy is the only one, and it says so in logs.
+
+The Google libraries are imported at the top on purpose: this module *is* the ``gcs``
+extra's boundary, imported lazily by :mod:`agent.job.output`, so a VM without the
+extra fails that import and the operator gets a ConfigError naming the extra.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import google.auth
+from google.api_core import exceptions as api
+from google.auth import exceptions as auth
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from requests import exceptions as http
 
 from agent.errors import ConfigError, JobError
 from agent.retry import Backoff, Clock
@@ -102,19 +113,14 @@ async def upload_tree(
 
 def _bucket(name: str, credentials: Any, project: str | None, environ: Mapping[str, str]) -> Any:
     """A bucket handle (no request yet); credentials resolved now, in this thread."""
-    from google.auth import default  # noqa: PLC0415 - the gcs extra, imported when used
-    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-    from google.auth.exceptions import DefaultCredentialsError  # noqa: PLC0415
-    from google.cloud import storage  # noqa: PLC0415
-
     if credentials is None:
         if environ.get(EMULATOR_ENV):
             credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
             project = project or "emulator"
         else:
             try:
-                credentials, found_project = default(scopes=list(SCOPES))
-            except DefaultCredentialsError as exc:
+                credentials, found_project = google.auth.default(scopes=list(SCOPES))
+            except auth.DefaultCredentialsError as exc:
                 raise JobError(
                     f"no Google credentials to upload to gs://{name} ({exc}); run on a VM "
                     "with a service account or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -169,10 +175,6 @@ def _put(
 
 def _is_transient(exc: BaseException) -> bool:
     """408/429/5xx answers, timeouts and broken connections are worth another try."""
-    from google.api_core import exceptions as api  # noqa: PLC0415
-    from google.auth import exceptions as auth  # noqa: PLC0415
-    from requests import exceptions as http  # noqa: PLC0415
-
     if isinstance(exc, api.GoogleAPICallError):
         return exc.code in RETRYABLE_STATUS
     if isinstance(exc, auth.TransportError | http.ConnectionError | http.Timeout):

@@ -44,7 +44,9 @@ async def publish(local_dir: Path, output_uri: str, parts: Sequence[str]) -> str
             ) from exc
     elif final.startswith("gs://"):
         try:
-            module = importlib.import_module("agent.job.gcs_upload")  # the gcs extra, lazily
+            # The gcs extra, lazily and in a thread: importing google-cloud-storage takes
+            # a noticeable fraction of a second the event loop must not spend.
+            module = await asyncio.to_thread(importlib.import_module, "agent.job.gcs_upload")
         except ImportError as exc:
             raise ConfigError(
                 f"config: output_uri={output_uri} needs Cloud Storage support; "
