@@ -67,6 +67,13 @@ def load_art(path: Path, options: KeypointsOptions) -> tuple[Gray, tuple[int, in
     return normalised, original
 
 
+def describe(name: str, gray: Gray, options: KeypointsOptions) -> index_mod.EnrolledArt:
+    """A normalised art as the index stores it: its features, spread over sizes, and hash."""
+    found = extract(gray, options.features, options.art_features, spread_scales=True)
+    width, height = int(gray.shape[1]), int(gray.shape[0])
+    return index_mod.EnrolledArt(name, width, height, found, phash.phash(gray))
+
+
 def run_extract(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None:
     """Describe the shard's arts; each art ends in one ``extracted`` event, ok or not."""
     options = KeypointsOptions.from_json(plan["options"])
@@ -81,26 +88,25 @@ def run_extract(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> No
         except OSError as exc:
             emit({"event": "extracted", "art": k, "ok": False, "error": f"unreadable: {exc}"})
             continue
-        found = extract(gray, options.features, options.art_features, spread_scales=True)
-        digest = phash.phash(gray)
+        enrolled = describe(art["name"], gray, options)
         np.savez(
             _features_path(plan, k),
-            points=found.points,
-            descriptors=found.descriptors,
-            size=np.array([gray.shape[1], gray.shape[0]], np.int32),
-            phash=np.array(digest, dtype=np.uint64),
+            points=enrolled.features.points,
+            descriptors=enrolled.features.descriptors,
+            size=np.array([enrolled.width, enrolled.height], np.int32),
+            phash=np.array(enrolled.phash, dtype=np.uint64),
         )
         emit(
             {
                 "event": "extracted",
                 "art": k,
                 "ok": True,
-                "features": len(found),
-                "phash": phash.to_hex(digest),
+                "features": len(enrolled.features),
+                "phash": phash.to_hex(enrolled.phash),
                 "width": width,
                 "height": height,
-                "enrolled_width": int(gray.shape[1]),
-                "enrolled_height": int(gray.shape[0]),
+                "enrolled_width": enrolled.width,
+                "enrolled_height": enrolled.height,
             }
         )
 
@@ -166,12 +172,10 @@ def run_check(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None
 
 def index_from_images(images: Mapping[str, bytes], options: KeypointsOptions) -> index_mod.Index:
     """Enroll images in this process, without the check: for tests, benchmarks and demos."""
-    enrolled = []
-    for name, data in images.items():
-        gray, _ = normalise(decode_gray(data), options.max_side)
-        found = extract(gray, options.features, options.art_features, spread_scales=True)
-        width, height = int(gray.shape[1]), int(gray.shape[0])
-        enrolled.append(index_mod.EnrolledArt(name, width, height, found, phash.phash(gray)))
+    enrolled = [
+        describe(name, normalise(decode_gray(data), options.max_side)[0], options)
+        for name, data in images.items()
+    ]
     return index_mod.build(options.features, enrolled)
 
 
