@@ -106,7 +106,7 @@ async def run_job(
     _stage("publish", ids)
     uri = await publish(
         output_dir,
-        settings.output_uri or f"file://{settings.state_dir}/results",
+        settings.output_uri,  # config.resolve() fills the file://<state_dir>/results default
         [spec.country, spec.channel, spec.category, spec.label, spec.ntd_transaction_id],
     )
     _stage("done", ids, arts=result.arts, output_uri=uri)
