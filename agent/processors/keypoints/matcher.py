@@ -176,12 +176,8 @@ class Matcher:
         if len(rows) < self.params.min_inliers:
             return None
         start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
-        if self._sift:
-            pairs = _ratio_pairs_l2(query[rows], self._data[start:end], self.params.verify_ratio)
-        else:
-            pairs = _ratio_pairs_hamming(
-                query[rows], self.index.descriptors[start:end], self.params.verify_ratio
-            )
+        ratio_pairs = _ratio_pairs_l2 if self._sift else _ratio_pairs_hamming
+        pairs = ratio_pairs(query[rows], self._data[start:end], self.params.verify_ratio)
         if len(pairs) < self.params.min_inliers:
             return None
         src = self.index.points[start + pairs[:, 1]]
@@ -230,9 +226,7 @@ def _ratio_pairs_l2(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray
     return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
 
 
-def _ratio_pairs_hamming(
-    query: AnyArray, art: npt.NDArray[np.uint8], ratio: float
-) -> npt.NDArray[np.int64]:
+def _ratio_pairs_hamming(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
     """The same for binary descriptors: Hamming distances by XOR and popcount, in blocks."""
     if len(art) < 2 or len(query) == 0:
         return np.zeros((0, 2), np.int64)
