@@ -43,7 +43,6 @@ RESULTS = ROOT / "bench" / "RESULTS_processor.md"
 SIZES = [(640, 480), (480, 640), (1200, 900), (800, 800), (900, 500)]
 SEED_BASE = 500_000
 CACHE_VERSION = "v2"
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def art_bytes(i: int) -> bytes:
@@ -86,7 +85,9 @@ def ensure_index(count: int) -> Path:
 
 def _child(args: list[str]) -> dict[str, Any]:
     """Run this script's child mode single-threaded and return its JSON answer."""
-    env = {**os.environ, **SINGLE_THREAD}
+    from agent.processors.keypoints.worker import SINGLE_THREAD_ENV  # noqa: PLC0415
+
+    env = {**os.environ, **SINGLE_THREAD_ENV}
     done = subprocess.run(
         [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
     )
@@ -123,10 +124,11 @@ def child_match(count: int, photos: int) -> dict[str, Any]:
     tp = fp = fn = 0
     for seed in range(photos):
         # Each photo shows up to three arts of this index, plus a poster from outside it.
-        chosen = [(seed * 7919 + k * 104729) % count for k in range(3)]
-        shown = [art_bytes(i) for i in dict.fromkeys(chosen)]
+        shown = list(dict.fromkeys((seed * 7919 + k * 104729) % count for k in range(3)))
         foreign = art_bytes(10_000_000 + seed)
-        scene = make_scene(shown, seed, count=len(shown), distractors=[foreign])
+        scene = make_scene(
+            [art_bytes(i) for i in shown], seed, count=len(shown), distractors=[foreign]
+        )
         gray = decode_gray(scene.photo)
         # CPU time of this single-threaded process: the work per photo on one core,
         # unaffected by whatever else the machine runs. match_photo's two steps, apart:
@@ -139,7 +141,7 @@ def child_match(count: int, photos: int) -> dict[str, Any]:
         done = time.process_time()
         latencies.append(done - tick)
         searches.append(done - extracted)
-        truth = {list(dict.fromkeys(chosen))[i] for i, _ in scene.truth}
+        truth = {shown[i] for i, _ in scene.truth}
         got = {int(loaded.names[d.art].split("_")[1].split(".")[0]) for d in found}
         tp += len(got & truth)
         fp += len(got - truth)
@@ -168,6 +170,7 @@ def child_check(count: int, sample: int) -> dict[str, Any]:
     from agent.processors.keypoints import index, views  # noqa: PLC0415
     from agent.processors.keypoints.features import decode_gray, normalise  # noqa: PLC0415
     from agent.processors.keypoints.matcher import Matcher  # noqa: PLC0415
+    from agent.processors.keypoints.options import DEFAULT_MAX_SIDE  # noqa: PLC0415
 
     cv2.setNumThreads(1)
     matcher = Matcher(index.load(ensure_index(count)))
@@ -175,7 +178,7 @@ def child_check(count: int, sample: int) -> dict[str, Any]:
     cpu = time.process_time()
     found = views_total = 0
     for i in range(0, step * sample, step):
-        gray, _ = normalise(decode_gray(art_bytes(i)), 1024)
+        gray, _ = normalise(decode_gray(art_bytes(i)), DEFAULT_MAX_SIDE)
         result = views.check_art(matcher, i, gray, seed=i)
         found += result.found
         views_total += result.views
