@@ -238,8 +238,6 @@ def host_refusal(  # noqa: PLR0911 - a guard reads best as a list of early refus
         return None
     if literal is None:
         return f"host {host!r} is not a valid address"
-    if literal in METADATA_ADDRESSES:
-        return f"{literal} is the GCE metadata server"
     reason = address_refusal(literal)
     if reason and not is_allowed(host, port, allowed_hosts):
         return f"{literal} is {reason}; list {_shown(host, port)} in allowed_url_hosts to trust it"
