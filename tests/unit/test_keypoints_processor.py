@@ -53,14 +53,13 @@ def _context(
 def _keypoint_children() -> list[int]:
     """Live child processes of this test process running the keypoints worker."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in _children_of(os.getpid()):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == os.getpid() and b"agent.processors.keypoints" in cmdline:
-            found.append(int(stat.parent.name))
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # exited since it was listed
+        if b"agent.processors.keypoints" in cmdline:
+            found.append(pid)
     return found
 
 
@@ -176,6 +175,7 @@ asyncio.run(main())
 
 
 def _children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, from /proc."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
