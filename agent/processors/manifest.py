@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from agent.job.paths import shown_url
 from agent.processors.base import Art, ProcessorContext, ProcessorResult
+from agent.state import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 MAX_WARNINGS = 20
@@ -116,12 +116,6 @@ def _bounded(problems: list[str]) -> list[str]:
 
 
 def _write_json(path: Path, document: dict[str, object]) -> None:
-    """Temp file, fsync, rename: a reader never sees half a manifest."""
+    """Written atomically: a reader never sees half a manifest."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    with partial.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    atomic_write(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
