@@ -95,14 +95,10 @@ def _entry(
 
 
 def _job_fields(ctx: ProcessorContext) -> dict[str, object]:
+    """The job's fields, its URLs shown without query strings (signed URLs carry secrets)."""
     job = ctx.job
     return {
-        "ntd_transaction_id": job.ntd_transaction_id,
-        "no_transaction_id": job.no_transaction_id,
-        "country": job.country,
-        "channel": job.channel,
-        "category": job.category,
-        "label": job.label,
+        **job.as_fields(),
         "zip_art": shown_url(job.zip_art) if job.zip_art else None,
         "arts_path": [shown_url(url) for url in job.arts_path],
     }
