@@ -73,9 +73,9 @@ def read_header(path: Path) -> _Header:
                 return image.format, image.width, image.height, None
     except Image.DecompressionBombError:
         return None, None, None, "its header claims too many pixels"
+    except UnidentifiedImageError:
+        return None, None, None, "not an image Pillow can read"
     except Exception as exc:  # Pillow's plugins raise many types for malformed headers
-        if isinstance(exc, UnidentifiedImageError):
-            return None, None, None, "not an image Pillow can read"
         return None, None, None, f"unreadable image header ({type(exc).__name__})"
 
 
