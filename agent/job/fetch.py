@@ -81,9 +81,6 @@ class _Job:
     token: TokenSource | None
     gcs_base: str
     progress_interval: float
-    on_progress: FilesProgress | None
-    total_files: int
-    done_files: int = 0
 
 
 async def download_all(
@@ -115,8 +112,6 @@ async def download_all(
         token=token,
         gcs_base=gcs_base(storage_emulator_host),
         progress_interval=progress_interval,
-        on_progress=on_progress,
-        total_files=len(urls),
     )
     timeout = aiohttp.ClientTimeout(
         total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
@@ -126,20 +121,22 @@ async def download_all(
     )
     guarded = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, limit=concurrency)
     limit = asyncio.Semaphore(concurrency)
+    done = 0
     async with (
         _session(guarded, timeout) as web,
         _session(aiohttp.TCPConnector(limit=concurrency), timeout) as google,
     ):
 
         async def one(url: str, target: Path) -> Downloaded:
+            nonlocal done
             async with limit:
                 if url[:3].lower() == "gs:":
                     result = await _fetch_gs(google, url, target, job)
                 else:
                     result = await _fetch_http(web, url, target, job)
-            job.done_files += 1
-            if job.on_progress is not None:
-                job.on_progress(job.done_files, job.total_files)
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(urls))
             return result
 
         try:
@@ -224,12 +221,15 @@ async def _fetch_gs(
     if refused:
         raise InputRefusedError(f"download of {shown_url(url)} refused: {refused}")
     api, headers = await gcs_request(url, base=job.gcs_base, token=job.token)
-    async with _guarded_get(session, api, url, headers) as response:
+    async with _guarded_get(session, api, shown_url(url), headers) as response:
         return await _save(response, url, target, job)
 
 
 class _guarded_get:  # noqa: N801 - used like a function: `async with _guarded_get(...)`
-    """A GET that turns every transport failure into InputRefusedError naming the URL."""
+    """A GET that turns every transport failure into InputRefusedError naming ``shown``.
+
+    ``shown`` is the URL already passed through :func:`shown_url` by the caller.
+    """
 
     def __init__(
         self,
@@ -239,7 +239,7 @@ class _guarded_get:  # noqa: N801 - used like a function: `async with _guarded_g
         headers: dict[str, str] | None = None,
     ) -> None:
         self._call = session.get(url, allow_redirects=False, headers=headers)
-        self._shown = shown_url(shown)
+        self._shown = shown
         self._response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
