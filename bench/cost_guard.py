@@ -151,25 +151,26 @@ async def none(vm: Vm, _rng: random.Random) -> str:
     return "no fault"
 
 
-async def saturno_down(vm: Vm, rng: random.Random) -> str:
-    outage = rng.uniform(3, 20)  # under notify_deadline; past it, it is "down for good"
+async def _saturno_gone_at_job_start(vm: Vm) -> int:
+    """Boot the VM, take Saturno down once idle, post the job; Saturno's port, to come back on."""
     agent = await vm.start()
     await _until_state(agent, "idle")
     server = vm.world.servers.pop("saturno")
     await server.close()
     await vm.post_job(agent)
+    return server.port
+
+
+async def saturno_down(vm: Vm, rng: random.Random) -> str:
+    outage = rng.uniform(3, 20)  # under notify_deadline; past it, it is "down for good"
+    port = await _saturno_gone_at_job_start(vm)
     await asyncio.sleep(outage)
-    if "saturno" not in vm.world.servers:
-        port = int(vm.world.saturno.base_url.rsplit(":", 1)[1])
-        vm.world.servers["saturno"] = await serve(vm.world.saturno.app(), port=port)
+    vm.world.servers["saturno"] = await serve(vm.world.saturno.app(), port=port)
     return f"down {outage:.0f} s from job start"
 
 
 async def saturno_down_for_good(vm: Vm, _rng: random.Random) -> str:
-    agent = await vm.start()
-    await _until_state(agent, "idle")
-    await vm.world.servers.pop("saturno").close()
-    await vm.post_job(agent)
+    await _saturno_gone_at_job_start(vm)
     return "down from job start, never back"
 
 
