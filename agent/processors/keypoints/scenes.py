@@ -46,7 +46,8 @@ def make_scene(
     """
     rng = np.random.default_rng(seed)
     width, height = size
-    eligible = [i for i in range(len(arts)) if i not in set(absent)]
+    skipped = set(absent)
+    eligible = [i for i in range(len(arts)) if i not in skipped]
     if count is None:
         count = int(rng.integers(1, 4))
     chosen = [int(i) for i in rng.permutation(eligible)[: min(count, len(eligible))]]
