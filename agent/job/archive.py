@@ -114,29 +114,29 @@ def extract_zip(
 ) -> list[Path]:
     """Extract ``zip_path`` into ``dest_dir`` (created if missing, should be empty); list files."""
     name = zip_path.name
-    sniff(zip_path)
-    try:
-        with zip_path.open("rb") as raw:
+    with zip_path.open("rb") as raw:  # one handle for the byte checks and zipfile
+        sniff(raw, name)
+        try:
             count_entries(raw, name, max_entries)
-        archive = zipfile.ZipFile(zip_path)
-    except (*_READ_ERRORS, OSError) as exc:
-        raise refused(name, f"it is corrupt or truncated ({exc})") from exc
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with archive:
-            plan = _plan(archive, name, max_entries)
-            return _extract(
-                archive,
-                plan,
-                dest_dir,
-                name,
-                max_total_bytes=max_total_bytes,
-                max_ratio=max_ratio,
-                stop=stop,
-            )
-    except BaseException:
-        shutil.rmtree(dest_dir, ignore_errors=True)
-        raise
+            archive = zipfile.ZipFile(raw)
+        except (*_READ_ERRORS, OSError) as exc:
+            raise refused(name, f"it is corrupt or truncated ({exc})") from exc
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with archive:
+                plan = _plan(archive, name, max_entries)
+                return _extract(
+                    archive,
+                    plan,
+                    dest_dir,
+                    name,
+                    max_total_bytes=max_total_bytes,
+                    max_ratio=max_ratio,
+                    stop=stop,
+                )
+        except BaseException:
+            shutil.rmtree(dest_dir, ignore_errors=True)
+            raise
 
 
 def _entry_parts(entry: str, name: str) -> tuple[str, ...]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
-from pathlib import Path
 from typing import IO
 
 from agent.errors import InputRefusedError
@@ -37,10 +36,10 @@ def refused(zip_name: str, why: str) -> InputRefusedError:
     return InputRefusedError(f"zip_art {zip_name} refused: {why}")
 
 
-def sniff(zip_path: Path) -> None:
+def sniff(raw: IO[bytes], name: str) -> None:
     """Refuse a file that is not a zip by its first bytes, saying what it looks like."""
-    with zip_path.open("rb") as handle:
-        head = handle.read(512)
+    raw.seek(0)
+    head = raw.read(512)
     if head.startswith(_ZIP_MAGIC):
         return
     text = head.lstrip().lower()
@@ -50,7 +49,7 @@ def sniff(zip_path: Path) -> None:
         why = "it is empty"
     else:
         why = f"it is not a zip archive (it starts with {head[:8].hex()})"
-    raise refused(zip_path.name, why)
+    raise refused(name, why)
 
 
 def count_entries(raw: IO[bytes], name: str, max_entries: int) -> None:
