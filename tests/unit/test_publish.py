@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.emulators._server import RunningServer, serve
+from agent.emulators._server import served
 from agent.emulators.metadata import MetadataEmulator
 from agent.gce.metadata import MetadataClient
 from agent.publish import GUEST_ATTRIBUTE, StatePublisher
@@ -23,13 +23,8 @@ from tests.polling import wait_until
 async def metadata() -> AsyncIterator[tuple[MetadataEmulator, MetadataClient]]:
     """A metadata emulator and a client pointed at it."""
     emulator = MetadataEmulator()
-    server: RunningServer = await serve(emulator.app())
-    client = MetadataClient(server.netloc)
-    try:
+    async with served(emulator.app()) as server, MetadataClient(server.netloc) as client:
         yield emulator, client
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_guest_attribute_ends_at_the_latest_state(

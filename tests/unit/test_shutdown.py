@@ -19,23 +19,16 @@ from agent.errors import EXIT_OK, EXIT_STOP_FAILED, StopError
 from agent.gce import InstanceInfo, compute
 from agent.retry import Backoff
 from agent.shutdown import stop_vm
+from tests import fakes
 
 P, Z, VM = "proj-1", "us-east1-b", "vm-1"
 TOKEN = "fake-token"
 
 
 def instance(**overrides: Any) -> InstanceInfo:
-    values: dict[str, Any] = {
-        "name": VM,
-        "project": P,
-        "zone": Z,
-        "instance_id": "1234",
-        "internal_ip": "10.0.0.2",
-        "external_ip": None,
-        "on_gce": True,
-    }
-    values.update(overrides)
-    return InstanceInfo(**values)
+    """The VM these tests stop (no external IP), from the shared builder."""
+    values: dict[str, Any] = {"name": VM, "project": P, "zone": Z, "instance_id": "1234"}
+    return fakes.instance(**{**values, "internal_ip": "10.0.0.2", "external_ip": None, **overrides})
 
 
 def credentials() -> Credentials:
