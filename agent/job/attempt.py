@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from agent.errors import JobError
+from agent.errors import AgentError
 from agent.job.runner import JobOutcome
 from agent.states import JobState
 
@@ -31,7 +31,8 @@ async def run_attempt(
 ) -> AttemptResult:
     """Run ``work`` until it ends, ``job_timeout`` passes or ``preempted`` is set.
 
-    A job error becomes ``failed`` with its message; any other exception is a bug,
+    An agent error becomes ``failed`` with its message (each one is a sentence for an
+    operator); any other exception is a bug,
     logged with its traceback and reported as ``failed`` without internals.
     """
     task = asyncio.ensure_future(work)
@@ -50,7 +51,7 @@ async def run_attempt(
             JobState.TIMEOUT, f"the job ran longer than job_timeout ({job_timeout:.0f} s)"
         )
     exc = task.exception()
-    if isinstance(exc, JobError):
+    if isinstance(exc, AgentError):  # JobError, or e.g. a missing extra (ConfigError)
         return AttemptResult(JobState.FAILED, str(exc))
     if exc is not None:
         log.error("job crashed: %r", exc, exc_info=exc)

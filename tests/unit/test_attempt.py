@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.errors import InputRefusedError
+from agent.errors import ConfigError, InputRefusedError
 from agent.job.attempt import gave_up, run_attempt
 from agent.job.runner import JobOutcome
 from agent.states import JobState
@@ -76,3 +76,16 @@ async def test_preemption_cancels_the_job() -> None:
 def test_gave_up_names_the_count() -> None:
     """The give-up sentence says how many starts there were."""
     assert gave_up(3).startswith("the job was started 3 times")
+
+
+async def test_an_agent_error_keeps_its_message() -> None:
+    """A ConfigError met mid-job (e.g. a missing extra) reaches the end report as written."""
+
+    async def work() -> JobOutcome:
+        raise ConfigError("install notraining-agent[gcs] to publish to gs://")
+
+    result = await run_attempt(work(), job_timeout=5, preempted=asyncio.Event())
+    assert (result.state, result.error) == (
+        JobState.FAILED,
+        "install notraining-agent[gcs] to publish to gs://",
+    )
