@@ -32,8 +32,8 @@ async def run_attempt(
     """Run ``work`` until it ends, ``job_timeout`` passes or ``preempted`` is set.
 
     An agent error becomes ``failed`` with its message (each one is a sentence for an
-    operator); any other exception is a bug,
-    logged with its traceback and reported as ``failed`` without internals.
+    operator); any other exception is a bug, logged with its traceback and reported
+    as ``failed`` without internals.
     """
     task = asyncio.ensure_future(work)
     preemption = asyncio.ensure_future(preempted.wait())
