@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from agent.emulators.artgen import ArtPackage, generate_art, generate_package
 from agent.emulators.suite import AgentProcess, LogLine, World, start_world
 from agent.submit import submit
@@ -85,7 +83,7 @@ async def _play_saturno(world: World, agent: AgentProcess, timeline: Timeline, r
     boot = (await world.saturno.wait_for("register", timeout=DEMO_TIMEOUT))[0].body
     timeline.say("boot report", _fields(boot, "name", "ip", "port", "zone", "can_self_stop"))
     agent_url = f"http://127.0.0.1:{boot['port']}"
-    token = _saturno_token(world.jwt_secret)
+    token = world.saturno_token()
     job = world.art.job_payload("ntd-demo-1", base_url=world.url("art"))
     answer = await submit(agent_url, job, authorization=token)
     timeline.say("job posted", f"HTTP {answer.status} {json.dumps(answer.body)}")
@@ -168,12 +166,6 @@ async def _match_store_photo(package: ArtPackage, index_dir: Path, root: Path) -
         )
     print(f"  drawn: {drawn}")
     return process.returncode == 0 and sorted(d["art"] for d in found) == shown
-
-
-def _saturno_token(secret: str) -> str:
-    """What Saturno sends: an HS256 JWT signed with the shared secret, sent raw like the seed."""
-    now = int(time.time())
-    return jwt.encode({"sub": "saturno", "iat": now, "exp": now + 300}, secret, algorithm="HS256")
 
 
 def _fields(body: dict[str, Any], *names: str) -> str:

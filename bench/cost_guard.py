@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import jwt
-
 from agent.emulators._server import serve
 from agent.emulators.suite import AgentProcess, World, start_world
 from agent.submit import submit
@@ -114,8 +112,7 @@ class Vm:
     async def post_job(self, agent: AgentProcess) -> None:
         line = await agent.wait_for_log(lambda x: x.get("event") == "listening", 30)
         payload = self.world.art.job_payload("ntd-cost", base_url=self.world.url("art"))
-        now = int(time.time())
-        token = jwt.encode({"sub": "saturno", "iat": now, "exp": now + 300}, self.world.jwt_secret)
+        token = self.world.saturno_token()
         answer = await submit(f"http://127.0.0.1:{line['port']}", payload, authorization=token)
         assert answer.status == 200, answer.body  # noqa: S101 - a bench precondition
 

@@ -15,10 +15,13 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import jwt
 
 from agent.emulators._server import RunningServer, serve
 from agent.emulators.artgen import ArtPackage, generate_package
@@ -47,6 +50,12 @@ class World:
     def url(self, name: str) -> str:
         """Base URL of the emulator called ``name`` (metadata, saturno, compute, secrets, art)."""
         return self.servers[name].url
+
+    def saturno_token(self, **claims: Any) -> str:
+        """What Saturno sends the agent: an HS256 JWT with the shared secret, raw like the seed."""
+        now = int(time.time())
+        payload = {"sub": "saturno", "iat": now, "exp": now + 300, **claims}
+        return jwt.encode(payload, self.jwt_secret, algorithm="HS256")
 
     def agent_env(self, state_dir: Path, **settings: str) -> dict[str, str]:
         """The environment of an agent on this world's VM; ``settings`` become NOTRAINING_*.

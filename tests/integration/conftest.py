@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
 from agent.emulators.suite import AgentProcess, World, start_world
@@ -45,9 +43,7 @@ async def agents(world: World, tmp_path: Path) -> AsyncIterator[AgentFactory]:
 
 def saturno_token(world: World, **claims: Any) -> str:
     """An Authorization value like Saturno's: an HS256 JWT with the shared secret, raw."""
-    now = int(time.time())
-    payload = {"sub": "saturno", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode(payload, world.jwt_secret, algorithm="HS256")
+    return world.saturno_token(**claims)
 
 
 async def boot(world: World, agent: AgentProcess) -> tuple[dict[str, Any], str]:

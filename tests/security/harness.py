@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 
@@ -95,9 +93,7 @@ JOB_TIMEOUT = 60.0
 
 def saturno_token(world: World) -> str:
     """What Saturno sends: an HS256 JWT signed with the shared secret, raw."""
-    now = int(time.time())
-    claims = {"sub": "saturno", "iat": now, "exp": now + 300}
-    return jwt.encode(claims, world.jwt_secret, algorithm="HS256")
+    return world.saturno_token()
 
 
 def job_dir_name(ntd_transaction_id: str) -> str:
