@@ -13,10 +13,10 @@ export CHECKPOINT_DISABLE := 1
 
 .PHONY: demo test lint format unit integration infra bench fuzz venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testkit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' -e ./testkit
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -32,7 +32,7 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy agent
+	$(BIN)/mypy -p notraining_agent -p notraining_testkit
 	terraform fmt -check -recursive terraform
 
 format: $(STAMP)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from agent.emulators._server import serve
-from agent.emulators.suite import AgentProcess, World, start_world
-from agent.submit import submit
+from notraining_agent.cli.submit import submit
+from notraining_testkit.emulators._server import serve
+from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 
 GRACE = 5.0
 NOTIFY_DEADLINE = 30.0

@@ -28,8 +28,8 @@ import atheris  # type: ignore[import-untyped, unused-ignore]  # make fuzz insta
 with atheris.instrument_imports():  # zipfile too: its parsing is what a hostile zip drives
     import zipfile
 
-    from agent.errors import InputRefusedError
-    from agent.job import archive
+    from notraining_agent.errors import InputRefusedError
+    from notraining_agent.job import archive
 
 MAX_TOTAL_BYTES = 256 * 1024
 MAX_ENTRIES = 64

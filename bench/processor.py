@@ -47,14 +47,14 @@ CACHE_VERSION = "v2"
 
 def art_bytes(i: int) -> bytes:
     """Art ``i`` of the benchmark package (the same for every index size)."""
-    from agent.emulators import artgen  # noqa: PLC0415 - after sys.path is set
+    from notraining_testkit.emulators import artgen  # noqa: PLC0415 - after sys.path is set
 
     return artgen.generate_art(SEED_BASE + i, size=SIZES[i % len(SIZES)])
 
 
 def _context(arts_dir: Path, count: int, work: Path) -> Any:
-    from agent.job.spec import JobSpec  # noqa: PLC0415
-    from agent.processors.base import Art, ProcessorContext  # noqa: PLC0415
+    from notraining_agent.job.spec import JobSpec  # noqa: PLC0415
+    from notraining_agent.processors.base import Art, ProcessorContext  # noqa: PLC0415
 
     arts_dir.mkdir(parents=True, exist_ok=True)
     arts = []
@@ -70,8 +70,8 @@ def _context(arts_dir: Path, count: int, work: Path) -> Any:
 
 def ensure_index(count: int) -> Path:
     """The cached index of the first ``count`` benchmark arts, built on first use."""
-    from agent.processors.keypoints import enroll  # noqa: PLC0415
-    from agent.processors.keypoints.options import KeypointsOptions  # noqa: PLC0415
+    from notraining_agent.processors.keypoints import enroll  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.options import KeypointsOptions  # noqa: PLC0415
 
     CACHE.mkdir(parents=True, exist_ok=True)
     folder = CACHE / f"index-{count}-{CACHE_VERSION}"
@@ -85,7 +85,7 @@ def ensure_index(count: int) -> Path:
 
 def _child(args: list[str]) -> dict[str, Any]:
     """Run this script's child mode single-threaded and return its JSON answer."""
-    from agent.processors.keypoints.worker import SINGLE_THREAD_ENV  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.worker import SINGLE_THREAD_ENV  # noqa: PLC0415
 
     env = {**os.environ, **SINGLE_THREAD_ENV}
     done = subprocess.run(
@@ -100,17 +100,16 @@ def _child(args: list[str]) -> dict[str, Any]:
 def child_match(count: int, photos: int) -> dict[str, Any]:
     """Load the index, build the matcher, match generated photos; report times and quality."""
     import cv2  # noqa: PLC0415
-
-    from agent.processors.keypoints import index  # noqa: PLC0415
-    from agent.processors.keypoints.features import (  # noqa: PLC0415
+    from notraining_agent.processors.keypoints import index  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.features import (  # noqa: PLC0415
         DEFAULT_PHOTO_FEATURES,
         DEFAULT_PHOTO_MAX_SIDE,
         decode_gray,
         extract,
         normalise,
     )
-    from agent.processors.keypoints.matcher import Matcher  # noqa: PLC0415
-    from agent.processors.keypoints.scenes import make_scene  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.matcher import Matcher  # noqa: PLC0415
+    from notraining_testkit.scenes import make_scene  # noqa: PLC0415
 
     cv2.setNumThreads(1)
     folder = ensure_index(count)
@@ -166,11 +165,10 @@ def child_match(count: int, photos: int) -> dict[str, Any]:
 def child_check(count: int, sample: int) -> dict[str, Any]:
     """The matchability check of ``sample`` arts against the ``count``-art index."""
     import cv2  # noqa: PLC0415
-
-    from agent.processors.keypoints import index, views  # noqa: PLC0415
-    from agent.processors.keypoints.features import decode_gray, normalise  # noqa: PLC0415
-    from agent.processors.keypoints.matcher import Matcher  # noqa: PLC0415
-    from agent.processors.keypoints.options import DEFAULT_MAX_SIDE  # noqa: PLC0415
+    from notraining_agent.processors.keypoints import index, views  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.features import decode_gray, normalise  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.matcher import Matcher  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.options import DEFAULT_MAX_SIDE  # noqa: PLC0415
 
     cv2.setNumThreads(1)
     matcher = Matcher(index.load(ensure_index(count)))
@@ -192,8 +190,8 @@ def child_check(count: int, sample: int) -> dict[str, Any]:
 
 def measure_enroll(count: int, check: bool) -> dict[str, Any]:
     """The real processor on one worker: wall time and the children's CPU time."""
-    from agent.processors.keypoints import enroll  # noqa: PLC0415
-    from agent.processors.keypoints.options import CONDITIONS, KeypointsOptions  # noqa: PLC0415
+    from notraining_agent.processors.keypoints import enroll  # noqa: PLC0415
+    from notraining_agent.processors.keypoints.options import CONDITIONS, KeypointsOptions  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = _context(CACHE / "arts", count, Path(tmp))
@@ -251,7 +249,7 @@ def _report(
     lines = [
         "## Processor (keypoints) (`bench/processor.py`)",
         "",
-        "Arts are `agent.emulators.artgen` posters in five sizes (640x480 to 1200x900, "
+        "Arts are the test kit's `artgen` posters in five sizes (640x480 to 1200x900, "
         "portrait and landscape); photos are `scenes.make_scene` shelves at 1600x1200 showing "
         "up to three of the package's arts plus one poster from outside it. Every figure is "
         "the CPU time of a single-threaded process: per core, whatever else the machine runs.",

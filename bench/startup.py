@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.emulators.suite import AgentProcess, start_world
+from notraining_testkit.emulators.suite import AgentProcess, start_world
 
 IDLE_SETTLE = 3.0  # seconds idle before RSS is read: start-up garbage is gone by then
 

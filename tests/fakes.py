@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.gce import InstanceInfo
-from agent.job.spec import JobSpec
-from agent.retry import Clock
+from notraining_agent.gce import InstanceInfo
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.util.retry import Clock
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notraining_agent.cli.submit import submit
+from notraining_testkit.emulators._server import serve
+from notraining_testkit.emulators.suite import AgentProcess, LogLine, World, start_world
 
-from agent.emulators._server import serve
-from agent.emulators.suite import AgentProcess, LogLine, World, start_world
-from agent.submit import submit
 from tests.integration.conftest import fake_systemctl_calls, saturno_token
 
 STEP_TIMEOUT = 30.0
@@ -41,7 +41,7 @@ _PLUGIN = '''"""The manifest processor after a wait: holds a job in the process 
 import asyncio
 import os
 
-from agent.processors.manifest import process as manifest
+from notraining_agent.processors.manifest import process as manifest
 
 
 async def process(ctx):

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from notraining_agent.cli.submit import submit
+from notraining_agent.life.states import JobState
+from notraining_agent.life.store import STATE_FILE, StateStore
+from notraining_testkit.emulators.suite import AgentProcess
 
-from agent.emulators.suite import AgentProcess
-from agent.state import STATE_FILE, StateStore
-from agent.states import JobState
-from agent.submit import submit
 from tests.faults.conftest import STEP_TIMEOUT, Scene
 from tests.integration.conftest import saturno_token
 

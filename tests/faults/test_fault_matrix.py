@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from notraining_testkit.emulators.saturno import ReportKind
+from notraining_testkit.emulators.suite import AgentProcess
 
-from agent.emulators.saturno import ReportKind
-from agent.emulators.suite import AgentProcess
 from tests.faults.conftest import STEP_TIMEOUT, Scene
 from tests.polling import wait_until
 

@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 import pytest
+from notraining_testkit.emulators.suite import AgentProcess
 
-from agent.emulators.suite import AgentProcess
 from tests.faults.conftest import STEP_TIMEOUT, Scene
 
 pytestmark = [pytest.mark.integration]

@@ -75,9 +75,9 @@ def settings_outputs(
 
 @pytest.fixture(scope="session")
 def agent_keys() -> tuple[str, ...]:
-    """Every configuration key the agent accepts: agent.config.KEYS, else the contract."""
+    """Every configuration key the agent accepts: config.KEYS, else the contract."""
     try:
-        from agent.config import KEYS  # noqa: PLC0415 - the agent may not be written yet
+        from notraining_agent.config import KEYS  # noqa: PLC0415 - the agent may not be written yet
     except ImportError:
         return contract_keys()
     return tuple(KEYS)

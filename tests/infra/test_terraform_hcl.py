@@ -88,7 +88,7 @@ def test_metadata_never_carries_a_secret_or_a_job() -> None:
 
 
 def test_contract_table_and_agent_keys_agree(agent_keys: tuple[str, ...]) -> None:
-    """CONTRACT.md section 2 and agent.config.KEYS list the same keys."""
+    """CONTRACT.md section 2 and notraining_agent.config.KEYS list the same keys."""
     assert set(contract_keys()) == set(agent_keys)
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from agent.emulators.suite import AgentProcess, World, start_world
+from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 
 BOOT_TIMEOUT = 30.0
 JOB_TIMEOUT = 60.0

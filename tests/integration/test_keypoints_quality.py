@@ -19,15 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from agent.emulators import artgen
-from agent.job.spec import JobSpec
-from agent.processors.base import Art, ProcessorContext
-from agent.processors.keypoints import enroll, index
-from agent.processors.keypoints.features import decode_gray
-from agent.processors.keypoints.matcher import Matcher, match_photo
-from agent.processors.keypoints.options import KeypointsOptions
-from agent.processors.keypoints.scenes import make_scene
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.processors.base import Art, ProcessorContext
+from notraining_agent.processors.keypoints import enroll, index
+from notraining_agent.processors.keypoints.features import decode_gray
+from notraining_agent.processors.keypoints.matcher import Matcher, match_photo
+from notraining_agent.processors.keypoints.options import KeypointsOptions
+from notraining_testkit.emulators import artgen
+from notraining_testkit.scenes import make_scene
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from notraining_agent.cli.submit import submit
+from notraining_testkit.emulators.metadata import DEFAULT_ACCESS_TOKEN
+from notraining_testkit.emulators.suite import World
 
-from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN
-from agent.emulators.suite import World
-from agent.submit import submit
 from tests.integration.conftest import (
     JOB_TIMEOUT,
     AgentFactory,

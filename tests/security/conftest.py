@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from notraining_testkit.emulators.suite import World, start_world
 
-from agent.emulators.suite import World, start_world
 from tests.security.harness import Trap, start_trap
 
 INTERNAL_HOST = "127.0.0.2"

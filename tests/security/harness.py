@@ -19,11 +19,10 @@ from typing import Any
 
 from aiohttp import web
 from hypothesis import HealthCheck, settings
-
-from agent.emulators._server import RunningServer, serve
-from agent.emulators.suite import AgentProcess, World
-from agent.job.paths import safe_part
-from agent.submit import Answer, submit
+from notraining_agent.cli.submit import Answer, submit
+from notraining_agent.job.paths import safe_part
+from notraining_testkit.emulators._server import RunningServer, serve
+from notraining_testkit.emulators.suite import AgentProcess, World
 
 # -- Hypothesis ---------------------------------------------------------------------------
 
@@ -97,7 +96,7 @@ def saturno_token(world: World) -> str:
 
 
 def job_dir_name(ntd_transaction_id: str) -> str:
-    """The folder name the agent gives a job (agent.state.StateStore.job_dir)."""
+    """The folder name the agent gives a job (notraining_agent.life.store.StateStore.job_dir)."""
     digest = hashlib.sha256(ntd_transaction_id.encode()).hexdigest()[:12]
     return f"{safe_part(ntd_transaction_id)}-{digest}"
 

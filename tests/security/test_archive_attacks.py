@@ -18,10 +18,10 @@ from typing import IO
 
 import pytest
 import pytest_asyncio
+from notraining_agent.errors import InputRefusedError
+from notraining_agent.job import archive
+from notraining_testkit.emulators.suite import start_world
 
-from agent.emulators.suite import start_world
-from agent.errors import InputRefusedError
-from agent.job import archive
 from tests.security import zips
 from tests.security.harness import Ended, files_under, run_agents
 

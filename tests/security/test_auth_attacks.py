@@ -29,11 +29,11 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
+from notraining_agent.config import Secret, Settings
+from notraining_agent.http.auth import MAX_TOKEN_BYTES, Authenticator
+from notraining_agent.http.weak_secrets import PUBLISHED_SECRETS
+from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 
-from agent.auth import MAX_TOKEN_BYTES, Authenticator
-from agent.config import Secret, Settings
-from agent.emulators.suite import AgentProcess, World, start_world
-from agent.weak_secrets import PUBLISHED_SECRETS
 from tests.security.conftest import INTERNAL_HOST
 from tests.security.harness import PROPERTY, Trap, boot_agent, start_trap
 

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 
-from agent.emulators.suite import AgentProcess, World, start_world
 from tests.security.harness import JOB_TIMEOUT, boot_agent, saturno_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

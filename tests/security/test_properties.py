@@ -23,15 +23,15 @@ from typing import Any
 import requests
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from notraining_agent.errors import InputRefusedError, InvalidJobError
+from notraining_agent.job.archive import extract_zip
+from notraining_agent.job.fetch import _unique_targets
+from notraining_agent.job.output import _file_path, output_location
+from notraining_agent.job.paths import PART_MAX_CHARS, safe_part, url_basename
+from notraining_agent.job.payload import decode_body
+from notraining_agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
+from notraining_agent.job.urlguard import AddressRefusedError, GuardedResolver, static_refusal
 
-from agent.errors import InputRefusedError, InvalidJobError
-from agent.job.archive import extract_zip
-from agent.job.fetch import _unique_targets
-from agent.job.output import _file_path, output_location
-from agent.job.paths import PART_MAX_CHARS, safe_part, url_basename
-from agent.job.payload import decode_body
-from agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
-from agent.job.urlguard import AddressRefusedError, GuardedResolver, static_refusal
 from tests.security.harness import PROPERTY
 
 NONE: frozenset[str] = frozenset()

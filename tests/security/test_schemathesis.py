@@ -29,10 +29,10 @@ import pytest_asyncio
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from agent.emulators.suite import AgentProcess, World, start_world
 from tests.security.harness import JOB_TIMEOUT, boot_agent, saturno_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -26,15 +26,15 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.abc import AbstractResolver, ResolveResult
+from notraining_agent.cli.submit import submit
+from notraining_agent.errors import InputRefusedError
+from notraining_agent.job import urlguard
+from notraining_agent.job.fetch import USER_AGENT, download_all
+from notraining_testkit.emulators._server import RunningServer, serve
+from notraining_testkit.emulators.artgen import generate_package
+from notraining_testkit.emulators.artserver import ArtServer
+from notraining_testkit.emulators.suite import World, start_world
 
-from agent.emulators._server import RunningServer, serve
-from agent.emulators.artgen import generate_package
-from agent.emulators.artserver import ArtServer
-from agent.emulators.suite import World, start_world
-from agent.errors import InputRefusedError
-from agent.job import urlguard
-from agent.job.fetch import USER_AGENT, download_all
-from agent.submit import submit
 from tests.security.conftest import INTERNAL_HOST, METADATA_HOST
 from tests.security.harness import Ended, Trap, boot_agent, run_agents, saturno_token, start_trap
 

@@ -11,9 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from agent.errors import InputRefusedError
-from agent.job.archive import DEFAULT_MAX_ENTRIES, extract_zip, extract_zip_in_thread
+from notraining_agent.errors import InputRefusedError
+from notraining_agent.job.archive import DEFAULT_MAX_ENTRIES, extract_zip, extract_zip_in_thread
 
 BIG = 10**9
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.errors import ConfigError, InputRefusedError
-from agent.job.attempt import gave_up, run_attempt
-from agent.job.runner import JobOutcome
-from agent.states import JobState
+from notraining_agent.errors import ConfigError, InputRefusedError
+from notraining_agent.job.attempt import gave_up, run_attempt
+from notraining_agent.job.runner import JobOutcome
+from notraining_agent.life.states import JobState
 
 OUTCOME = JobOutcome(arts=3, output_uri="file:///r/x", warnings=("w",))
 

@@ -12,16 +12,15 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from agent.auth import (
+from notraining_agent.config import Secret, Settings
+from notraining_agent.errors import ConfigError
+from notraining_agent.http.auth import (
     MAX_TOKEN_BYTES,
     SATURNO_JWT_LIFETIME,
     Authenticator,
     check_secret_strength,
     saturno_authorization,
 )
-from agent.config import Secret, Settings
-from agent.errors import ConfigError
 
 SECRET = "k7Qy2v9Lr0XwTz4NcM8bHs1JdF6gPa3E-test-secret"
 OTHER_SECRET = "Zr8Pq1Wm4Nx7Ty0Vb3Kc6Jh9Gf2Ds5Aa-other"

@@ -11,12 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 from google.oauth2.credentials import Credentials
-
-from agent.emulators._server import RunningServer, serve, served
-from agent.emulators.compute import ComputeEmulator
-from agent.errors import StopError
-from agent.gce.compute import can_self_stop, request_self_stop
-from agent.retry import Clock
+from notraining_agent.errors import StopError
+from notraining_agent.gce.compute import can_self_stop, request_self_stop
+from notraining_agent.util.retry import Clock
+from notraining_testkit.emulators._server import RunningServer, serve, served
+from notraining_testkit.emulators.compute import ComputeEmulator
 
 P, Z, VM = "proj-1", "us-east1-b", "vm-1"
 TOKEN = "fake-token"
@@ -108,7 +107,7 @@ async def test_transient_failures_are_retried(
     """Two 503 answers are retried with 1 s then 2 s backoff, logged as attempt N of M."""
     emulator.fail(503, operation="stop", times=2)
     sleeps = Sleeps()
-    with caplog.at_level(logging.WARNING, logger="agent.gce.compute"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.gce.compute"):
         await stop(server, sleeps, wait_timeout=0)
     assert len(emulator.calls_for("stop")) == 3
     assert sleeps.delays == [1.0, 2.0]
@@ -162,7 +161,7 @@ async def test_poll_failure_is_not_fatal(
     """Once the stop was accepted, a refused poll is logged and the call still returns."""
     emulator.operation_delay = 30
     emulator.fail(403, operation="wait_operation", times=None)
-    with caplog.at_level(logging.INFO, logger="agent.gce.compute"):
+    with caplog.at_level(logging.INFO, logger="notraining_agent.gce.compute"):
         await stop(server, Sleeps())
     assert "cannot poll operation" in caplog.text
 
@@ -173,7 +172,7 @@ async def test_operation_not_done_in_time_returns(
     """An operation still running after wait_timeout is logged, not waited on forever."""
     emulator.operation_delay = 30
     emulator.wait_cap = 0.05
-    with caplog.at_level(logging.WARNING, logger="agent.gce.compute"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.gce.compute"):
         await stop(server, Sleeps(), wait_timeout=0.3)
     assert "not done after" in caplog.text
     assert emulator.instance(P, Z, VM).status == "STOPPING"  # type: ignore[union-attr]
@@ -198,8 +197,10 @@ async def test_no_wait_when_wait_timeout_is_zero(
 
 
 def test_importing_the_module_does_not_load_compute_v1() -> None:
-    """Boot stays light: importing agent.gce.compute leaves google.cloud.compute_v1 unloaded."""
-    code = "import sys, agent.gce.compute; print('google.cloud.compute_v1' in sys.modules)"
+    """Boot stays light: importing gce.compute leaves google.cloud.compute_v1 unloaded."""
+    code = (
+        "import sys, notraining_agent.gce.compute; print('google.cloud.compute_v1' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from agent.config import (
+from notraining_agent.config import (
     KEYS,
     Layer,
     LoadedConfig,
@@ -22,7 +21,7 @@ from agent.config import (
     parse_duration,
     resolve,
 )
-from agent.errors import EXIT_CONFIG, ConfigError
+from notraining_agent.errors import EXIT_CONFIG, ConfigError
 
 SECRET = "jwt-secret-for-config-tests-0123456789"
 URLS = {"register_url": "http://saturno.test/register/", "done_url": "http://saturno.test/done/"}

@@ -18,11 +18,10 @@ import pytest
 from google.auth import compute_engine
 from google.auth.compute_engine import _metadata
 from google.auth.transport.requests import Request
-
-from agent.emulators._server import RunningServer, served
-from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
-from agent.errors import MetadataError
-from agent.gce.credentials import TokenSource
+from notraining_agent.errors import MetadataError
+from notraining_agent.gce.credentials import TokenSource
+from notraining_testkit.emulators._server import RunningServer, served
+from notraining_testkit.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
 
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 

@@ -11,12 +11,11 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-
-from agent.emulators._server import RunningServer, serve, served
-from agent.emulators.artgen import ArtPackage, generate_package
-from agent.emulators.artserver import ArtServer
-from agent.errors import InputRefusedError
-from agent.job.fetch import MAX_REDIRECTS, Downloaded, download_all
+from notraining_agent.errors import InputRefusedError
+from notraining_agent.job.fetch import MAX_REDIRECTS, Downloaded, download_all
+from notraining_testkit.emulators._server import RunningServer, serve, served
+from notraining_testkit.emulators.artgen import ArtPackage, generate_package
+from notraining_testkit.emulators.artserver import ArtServer
 
 PACKAGE: ArtPackage = generate_package(3, seed=11)
 BIG = 10**9
@@ -64,7 +63,7 @@ async def test_downloads_in_order_with_hashes(
         f"{server.url}/arts/{n}?sig=secret" for n in PACKAGE.names
     ]
     progress: list[tuple[int, int]] = []
-    with caplog.at_level(logging.INFO, logger="agent.job.fetch"):
+    with caplog.at_level(logging.INFO, logger="notraining_agent.job.fetch"):
         results = await download_all(
             urls,
             tmp_path / "in",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from agent.errors import JobError
-from agent.job.gcs_download import GCS_API, gcs_base, gcs_media_url, gcs_request
+from notraining_agent.errors import JobError
+from notraining_agent.job.gcs_download import GCS_API, gcs_base, gcs_media_url, gcs_request
 
 
 def test_base() -> None:

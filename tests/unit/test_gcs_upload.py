@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from google.oauth2.credentials import Credentials
-
-from agent.emulators._server import RunningServer, served
-from agent.emulators.gcs import GcsEmulator
-from agent.errors import ConfigError, JobError
-from agent.job.gcs_upload import UploadPolicy, files_of, parse_gs_uri, upload_tree
-from agent.retry import Backoff, Clock
+from notraining_agent.errors import ConfigError, JobError
+from notraining_agent.job.gcs_upload import UploadPolicy, files_of, parse_gs_uri, upload_tree
+from notraining_agent.util.retry import Backoff, Clock
+from notraining_testkit.emulators._server import RunningServer, served
+from notraining_testkit.emulators.gcs import GcsEmulator
 
 
 class FakeClock(Clock):
@@ -91,7 +90,7 @@ async def test_transient_errors_are_retried_with_backoff(
     """Two 503s then success: the file is uploaded, waits were 1 s and 2 s, attempts logged."""
     emulator.fail(503, operation="upload", times=2)
     clock = FakeClock()
-    with caplog.at_level(logging.WARNING, logger="agent.job.gcs_upload"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.job.gcs_upload"):
         await upload_tree(output, "gs://results/x", policy=_policy(clock))
     assert clock.slept == [1.0, 2.0]
     assert len(emulator.objects("results")) == 3

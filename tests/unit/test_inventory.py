@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from agent.job.fetch import Downloaded
-from agent.job.inventory import build_inventory
+from notraining_agent.job.fetch import Downloaded
+from notraining_agent.job.inventory import build_inventory
 
 ZIP_URL = "https://arts.example.com/p.zip?sig=secret"
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from agent.processors.keypoints.draw import draw, write
-from agent.processors.keypoints.matcher import Detection
+from notraining_agent.processors.keypoints.draw import draw, write
+from notraining_agent.processors.keypoints.matcher import Detection
 
 CORNERS = np.array([[100, 100], [300, 110], [290, 250], [110, 240]], np.float32)
 

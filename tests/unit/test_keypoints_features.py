@@ -7,11 +7,15 @@ import io
 import cv2
 import numpy as np
 import pytest
+from notraining_agent.processors.keypoints import features
+from notraining_agent.processors.keypoints.features import (
+    ImageDecodeError,
+    decode_gray,
+    extract,
+    normalise,
+)
+from notraining_testkit.emulators import artgen
 from PIL import Image
-
-from agent.emulators import artgen
-from agent.processors.keypoints import features
-from agent.processors.keypoints.features import ImageDecodeError, decode_gray, extract, normalise
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:

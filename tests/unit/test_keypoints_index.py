@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from agent.processors.keypoints import index
-from agent.processors.keypoints.features import Features
-from agent.processors.keypoints.index import EnrolledArt, IndexFileError, build, load
+from notraining_agent.processors.keypoints import index
+from notraining_agent.processors.keypoints.features import Features
+from notraining_agent.processors.keypoints.index import EnrolledArt, IndexFileError, build, load
 
 
 def _art(name: str, count: int, width: int = 40) -> EnrolledArt:

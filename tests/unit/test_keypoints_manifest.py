@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.processors.base import Art, Discrepancy
-from agent.processors.keypoints.manifest import ManifestBuilder, write_manifest
-from agent.processors.keypoints.options import KeypointsOptions
+from notraining_agent.processors.base import Art, Discrepancy
+from notraining_agent.processors.keypoints.manifest import ManifestBuilder, write_manifest
+from notraining_agent.processors.keypoints.options import KeypointsOptions
 
 
 def _arts(*names: str) -> tuple[Art, ...]:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from agent.emulators import artgen
-from agent.processors.keypoints import matcher as matcher_mod
-from agent.processors.keypoints.features import decode_gray
-from agent.processors.keypoints.index import Index
-from agent.processors.keypoints.matcher import (
+from notraining_agent.processors.keypoints import matcher as matcher_mod
+from notraining_agent.processors.keypoints.features import decode_gray
+from notraining_agent.processors.keypoints.index import Index
+from notraining_agent.processors.keypoints.matcher import (
     Detection,
     FloatArray,
     Matcher,
     confidence,
     match_photo,
 )
-from agent.processors.keypoints.options import KeypointsOptions
-from agent.processors.keypoints.scenes import make_scene
-from agent.processors.keypoints.stages import index_from_images
+from notraining_agent.processors.keypoints.options import KeypointsOptions
+from notraining_agent.processors.keypoints.stages import index_from_images
+from notraining_testkit.emulators import artgen
+from notraining_testkit.scenes import make_scene
 
 ARTS = [artgen.generate_art(seed) for seed in range(6)]
 NAMES = [f"art_{i}.png" for i in range(len(ARTS))]

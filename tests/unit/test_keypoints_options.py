@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from agent.errors import ProcessorError
-from agent.processors.keypoints.options import (
+from notraining_agent.errors import ProcessorError
+from notraining_agent.processors.keypoints.options import (
     CONDITIONS,
     FEATURES_ENV,
     KeypointsOptions,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from agent.emulators import artgen
-from agent.processors.keypoints.features import decode_gray
-from agent.processors.keypoints.phash import distance, near_duplicates, phash, to_hex
+from notraining_agent.processors.keypoints.features import decode_gray
+from notraining_agent.processors.keypoints.phash import distance, near_duplicates, phash, to_hex
+from notraining_testkit.emulators import artgen
 
 
 def test_hash_is_64_bits_and_stable() -> None:

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from agent.emulators import artgen
-from agent.errors import ProcessorError
-from agent.job.spec import JobSpec
-from agent.processors import load_processor
-from agent.processors.base import Art, ProcessorContext
-from agent.processors.keypoints import enroll, index, process
-from agent.processors.keypoints.options import FEATURES_ENV, KeypointsOptions
+from notraining_agent.errors import ProcessorError
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.processors import load_processor
+from notraining_agent.processors.base import Art, ProcessorContext
+from notraining_agent.processors.keypoints import enroll, index, process
+from notraining_agent.processors.keypoints.options import FEATURES_ENV, KeypointsOptions
+from notraining_testkit.emulators import artgen
 
 JOB = JobSpec("ntd-1", None, "AR", "retail", "promo", "POP", None, ())
 
@@ -58,7 +57,7 @@ def _keypoint_children() -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue  # exited since it was listed
-        if b"agent.processors.keypoints" in cmdline:
+        if b"notraining_agent.processors.keypoints" in cmdline:
             found.append(pid)
     return found
 
@@ -139,8 +138,8 @@ def test_missing_vision_extra_is_a_config_error() -> None:
     """Without cv2 the processor does not load: ConfigError with the pip command."""
     script = (
         "import sys; sys.modules['cv2'] = None\n"
-        "from agent.errors import ConfigError\n"
-        "from agent.processors import load_processor\n"
+        "from notraining_agent.errors import ConfigError\n"
+        "from notraining_agent.processors import load_processor\n"
         "try:\n    load_processor('keypoints')\n"
         "except ConfigError as exc:\n    print(exc)\n"
     )
@@ -153,9 +152,9 @@ def test_missing_vision_extra_is_a_config_error() -> None:
 AGENT_LIKE = """
 import asyncio, hashlib, os, signal, sys
 from pathlib import Path
-from agent.job.spec import JobSpec
-from agent.processors.base import Art, ProcessorContext
-from agent.processors.keypoints import process
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.processors.base import Art, ProcessorContext
+from notraining_agent.processors.keypoints import process
 
 async def main() -> None:
     stuck = Path(sys.argv[1])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from agent.emulators import artgen
-from agent.processors.keypoints.features import Gray, decode_gray, normalise
-from agent.processors.keypoints.matcher import Matcher
-from agent.processors.keypoints.options import CONDITIONS, KeypointsOptions
-from agent.processors.keypoints.stages import index_from_images
-from agent.processors.keypoints.views import check_art, make_view, view_features
+from notraining_agent.processors.keypoints.features import Gray, decode_gray, normalise
+from notraining_agent.processors.keypoints.matcher import Matcher
+from notraining_agent.processors.keypoints.options import CONDITIONS, KeypointsOptions
+from notraining_agent.processors.keypoints.stages import index_from_images
+from notraining_agent.processors.keypoints.views import check_art, make_view, view_features
+from notraining_testkit.emulators import artgen
 
 
 def _art(seed: int) -> Gray:

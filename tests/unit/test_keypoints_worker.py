@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from agent.emulators import artgen
-from agent.errors import ProcessorError
-from agent.processors.keypoints import worker
-from agent.processors.keypoints.options import KeypointsOptions
-from agent.processors.keypoints.worker import run_stage, worker_count
+from notraining_agent.errors import ProcessorError
+from notraining_agent.processors.keypoints import worker
+from notraining_agent.processors.keypoints.options import KeypointsOptions
+from notraining_agent.processors.keypoints.worker import run_stage, worker_count
+from notraining_testkit.emulators import artgen
 
 
 def _plan(tmp_path: Path, arts: dict[str, Path]) -> Path:

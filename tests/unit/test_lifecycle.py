@@ -17,22 +17,22 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
+from notraining_agent.config import Secret, Settings
+from notraining_agent.errors import EXIT_OK, EXIT_STOP_FAILED, JobError
+from notraining_agent.gce import InstanceInfo
+from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.host.systemd import Notifier
+from notraining_agent.job.runner import JobOutcome
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.life.lifecycle import BootFacts, Collaborators, Lifecycle
+from notraining_agent.life.reports import end_body_for_job, new_report
+from notraining_agent.life.saturno import SaturnoClient
+from notraining_agent.life.states import AgentState, JobState, Offer
+from notraining_agent.life.store import AgentRecord, JobRecord, Report, StateStore
+from notraining_agent.util.retry import Backoff
+from notraining_testkit.emulators._server import served
+from notraining_testkit.emulators.saturno import SaturnoEmulator
 
-from agent.config import Secret, Settings
-from agent.emulators._server import served
-from agent.emulators.saturno import SaturnoEmulator
-from agent.errors import EXIT_OK, EXIT_STOP_FAILED, JobError
-from agent.gce import InstanceInfo
-from agent.gce.metadata import MetadataClient
-from agent.job.runner import JobOutcome
-from agent.job.spec import JobSpec
-from agent.lifecycle import BootFacts, Collaborators, Lifecycle
-from agent.reports import end_body_for_job, new_report
-from agent.retry import Backoff
-from agent.saturno import SaturnoClient
-from agent.state import AgentRecord, JobRecord, Report, StateStore
-from agent.states import AgentState, JobState, Offer
-from agent.systemd import Notifier
 from tests.fakes import T0, FakeClock, instance
 from tests.fakes import job_spec as spec
 from tests.polling import wait_until
@@ -542,7 +542,7 @@ async def test_bad_metadata_job_is_ignored(h: Harness, caplog: pytest.LogCapture
     task = asyncio.create_task(life.run())
     await wait_until(lambda: life.state is AgentState.IDLE)
     bad = {"ntd_transaction_id": "ntd-1", "zip_art": "http://169.254.169.254/x"}
-    with caplog.at_level(logging.ERROR, logger="agent.lifecycle"):
+    with caplog.at_level(logging.ERROR, logger="notraining_agent.life.lifecycle"):
         h.metadata.set("instance/attributes/", json.dumps({"notraining-job": json.dumps(bad)}))
         await wait_until(lambda: "notraining-job refused" in caplog.text)
     assert life.state is AgentState.IDLE

@@ -1,7 +1,7 @@
 """A Hypothesis model of the lifecycle: random faults, restarts and time, four invariants held.
 
-The real :class:`~agent.lifecycle.Lifecycle`, :class:`~agent.saturno.SaturnoClient`,
-:class:`~agent.state.StateStore` and watchers run on an event loop whose clock is
+The real :class:`~.lifecycle.Lifecycle`, :class:`~.saturno.SaturnoClient`,
+:class:`~notraining_agent.life.store.StateStore` and watchers run on an event loop whose clock is
 virtual (it jumps to the next timer instead of waiting), so hours of timeouts,
 backoff and grace pass in microseconds and every run is deterministic. Only the
 edges are fakes: Saturno's HTTP side, the metadata server's watches, the job
@@ -27,19 +27,18 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from agent.config import Settings
-from agent.errors import JobError
-from agent.gce import InstanceInfo
-from agent.gce.metadata import MetadataClient
-from agent.job.runner import JobOutcome
-from agent.job.spec import JobSpec
-from agent.lifecycle import BootFacts, Collaborators, Lifecycle
-from agent.retry import Clock
-from agent.saturno import SaturnoClient
-from agent.state import MAX_ATTEMPTS, AgentRecord, StateStore
-from agent.states import AgentState, Offer
-from agent.systemd import Notifier
+from notraining_agent.config import Settings
+from notraining_agent.errors import JobError
+from notraining_agent.gce import InstanceInfo
+from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.host.systemd import Notifier
+from notraining_agent.job.runner import JobOutcome
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.life.lifecycle import BootFacts, Collaborators, Lifecycle
+from notraining_agent.life.saturno import SaturnoClient
+from notraining_agent.life.states import AgentState, Offer
+from notraining_agent.life.store import MAX_ATTEMPTS, AgentRecord, StateStore
+from notraining_agent.util.retry import Clock
 
 EPOCH = 1_700_000_000.0
 IDS = ("ntd-a", "ntd-b")

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-
-from agent.gce.local import default_route_interface, interface_address, local_instance_info
+from notraining_agent.gce.local import (
+    default_route_interface,
+    interface_address,
+    local_instance_info,
+)
 
 HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
 

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
-from agent.logs import JsonFormatter, job_context, register_secret, setup, utc_iso
+from notraining_agent.logs import JsonFormatter, job_context, register_secret, setup, utc_iso
 
 Lines = Callable[[], list[dict[str, Any]]]
 
@@ -24,7 +23,7 @@ def capture() -> Iterator[tuple[logging.Logger, Lines]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"agent.test_logs.{uuid.uuid4().hex[:8]}")
+    logger = logging.getLogger(f"notraining_agent.test_logs.{uuid.uuid4().hex[:8]}")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
@@ -207,8 +206,8 @@ def test_setup_routes_every_logger_to_the_stream() -> None:
     stream = io.StringIO()
     try:
         setup(logging.INFO, stream)
-        logging.getLogger("agent.some.module").info("hello")
-        logging.getLogger("agent.some.module").debug("hidden")
+        logging.getLogger("notraining_agent.some.module").info("hello")
+        logging.getLogger("notraining_agent.some.module").debug("hidden")
         assert access.level == logging.WARNING
     finally:
         root.handlers[:] = saved_handlers
@@ -216,4 +215,4 @@ def test_setup_routes_every_logger_to_the_stream() -> None:
         access.setLevel(saved_access)
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["message"] == "hello"
-    assert line["logger"] == "agent.some.module"
+    assert line["logger"] == "notraining_agent.some.module"

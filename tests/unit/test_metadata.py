@@ -16,14 +16,13 @@ import jwt
 import pytest
 from aiohttp import web
 from aioresponses import aioresponses
-
-from agent.emulators._server import RunningServer, served
-from agent.emulators.metadata import MetadataEmulator
-from agent.errors import MetadataError
-from agent.gce.discovery import discover
-from agent.gce.instance import parse_instance
-from agent.gce.metadata import MetadataClient
-from agent.retry import Clock
+from notraining_agent.errors import MetadataError
+from notraining_agent.gce.discovery import discover
+from notraining_agent.gce.instance import parse_instance
+from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.util.retry import Clock
+from notraining_testkit.emulators._server import RunningServer, served
+from notraining_testkit.emulators.metadata import MetadataEmulator
 
 HOST = "metadata.test"
 ROOT_URL = re.compile(r"^http://metadata\.test/computeMetadata/v1/.*$")
@@ -330,7 +329,7 @@ async def test_guest_attribute_refusal_is_logged_once(
 ) -> None:
     """With guest attributes disabled (403), one warning is logged and nothing raises."""
     emulator.guest_attributes_enabled = False
-    with caplog.at_level(logging.DEBUG, logger="agent.gce.metadata"):
+    with caplog.at_level(logging.DEBUG, logger="notraining_agent.gce.metadata"):
         for state in ("starting", "idle", "busy"):
             await client.put_guest_attribute("notraining/state", state)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -343,7 +342,7 @@ async def test_guest_attribute_unreachable_server_is_not_fatal(
 ) -> None:
     """A metadata server that does not answer is logged, never raised."""
     async with MetadataClient(f"127.0.0.1:{closed_port()}") as metadata:
-        with caplog.at_level(logging.WARNING, logger="agent.gce.metadata"):
+        with caplog.at_level(logging.WARNING, logger="notraining_agent.gce.metadata"):
             await metadata.put_guest_attribute("notraining/state", "idle")
     assert "Could not write guest attribute" in caplog.text
 
@@ -367,7 +366,7 @@ async def test_discover_local_mode_when_nothing_answers(
     dmi = tmp_path / "product_name"
     dmi.write_text("Standard PC (Q35 + ICH9, 2009)\n")
     async with blackhole() as host:
-        with caplog.at_level(logging.INFO, logger="agent.gce.metadata"):
+        with caplog.at_level(logging.INFO, logger="notraining_agent.gce.metadata"):
             client, info = await discover(
                 {"GCE_METADATA_IP": host}, dmi_path=dmi, probe_timeout=0.2
             )
@@ -420,7 +419,7 @@ async def test_discover_gives_up_after_the_boot_deadline(
     sleeps = Sleeps()
     host = f"127.0.0.1:{closed_port()}"
     with (
-        caplog.at_level(logging.WARNING, logger="agent.gce.metadata"),
+        caplog.at_level(logging.WARNING, logger="notraining_agent.gce.metadata"),
         pytest.raises(MetadataError, match=rf"http://{host}/computeMetadata/v1/.*120 s"),
     ):
         await discover({"GCE_METADATA_IP": host}, dmi_path=dmi, clock=sleeps)

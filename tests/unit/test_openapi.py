@@ -13,14 +13,13 @@ import pytest
 import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from notraining_agent.config import Secret, Settings
+from notraining_agent.http.auth import Authenticator
+from notraining_agent.http.receiver import build_app
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.life.states import AgentState, JobState, Offer
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.definitions import OPENAPI_31
-
-from agent.auth import Authenticator
-from agent.config import Secret, Settings
-from agent.job.spec import JobSpec
-from agent.receiver import build_app
-from agent.states import AgentState, JobState, Offer
 
 TOKEN = "Hq3Lx8Vz1Rt6Yw0Pn5Mc2Kb7Jf4Gd9Sa-static"
 AUTH = {"Authorization": TOKEN}
@@ -35,7 +34,11 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 def load_document() -> dict[str, Any]:
-    raw = resources.files("agent").joinpath("openapi.json").read_text(encoding="utf-8")
+    raw = (
+        resources.files("notraining_agent.http")
+        .joinpath("openapi.json")
+        .read_text(encoding="utf-8")
+    )
     document: dict[str, Any] = json.loads(raw)
     return document
 

@@ -7,9 +7,8 @@ import types
 from pathlib import Path
 
 import pytest
-
-from agent.errors import ConfigError
-from agent.job.output import output_location, publish
+from notraining_agent.errors import ConfigError
+from notraining_agent.job.output import output_location, publish
 
 
 def tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -49,7 +48,7 @@ async def test_publish_replaces_an_earlier_attempt(tmp_path: Path) -> None:
 
 async def test_publish_gs_without_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """gs:// without the gcs module installed is a ConfigError naming the extra."""
-    monkeypatch.setitem(sys.modules, "agent.job.gcs_upload", None)  # import fails
+    monkeypatch.setitem(sys.modules, "notraining_agent.job.gcs_upload", None)  # import fails
     with pytest.raises(ConfigError, match=r"notraining-agent\[gcs\]"):
         await publish(tmp_path, "gs://bucket/results", ["a", "b", "c", "d", "e"])
 
@@ -57,15 +56,15 @@ async def test_publish_gs_without_extra(monkeypatch: pytest.MonkeyPatch, tmp_pat
 async def test_publish_gs_uploads_through_gcs_upload(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """gs:// hands the folder and the final URI to agent.job.gcs_upload.upload_tree."""
+    """gs:// hands the folder and the final URI to notraining_agent.job.gcs_upload.upload_tree."""
     calls: list[tuple[Path, str]] = []
 
     async def upload_tree(local_dir: Path, gs_uri: str) -> None:
         calls.append((local_dir, gs_uri))
 
-    fake = types.ModuleType("agent.job.gcs_upload")
+    fake = types.ModuleType("notraining_agent.job.gcs_upload")
     fake.upload_tree = upload_tree  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "agent.job.gcs_upload", fake)
+    monkeypatch.setitem(sys.modules, "notraining_agent.job.gcs_upload", fake)
     uri = await publish(tmp_path, "gs://bucket/results", ["MX", "ig", "POP", "l", "42"])
     assert uri == "gs://bucket/results/MX/ig/POP/l/42"
     assert calls == [(tmp_path, uri)]

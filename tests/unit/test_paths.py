@@ -6,8 +6,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.job.paths import (
+from notraining_agent.job.paths import (
     FILENAME_MAX_BYTES,
     PART_MAX_CHARS,
     safe_filename,

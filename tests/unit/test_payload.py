@@ -8,9 +8,8 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.errors import InvalidJobError
-from agent.job.payload import MAX_FIELDS, decode_body, is_supported
+from notraining_agent.errors import InvalidJobError
+from notraining_agent.job.payload import MAX_FIELDS, decode_body, is_supported
 
 SEED = {
     "country": "MX",

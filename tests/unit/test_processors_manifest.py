@@ -8,11 +8,10 @@ import json
 import zlib
 from pathlib import Path
 
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.processors.base import Art, Discrepancy, ProcessorContext
+from notraining_agent.processors.manifest import MANIFEST_NAME, process, read_header
 from PIL import Image
-
-from agent.job.spec import JobSpec
-from agent.processors.base import Art, Discrepancy, ProcessorContext
-from agent.processors.manifest import MANIFEST_NAME, process, read_header
 
 SPEC = JobSpec(
     ntd_transaction_id="42",

@@ -17,13 +17,12 @@ import jwt
 import pytest
 import requests
 from aiohttp.test_utils import TestClient
-
-from agent.auth import Authenticator
-from agent.config import Secret, Settings
-from agent.errors import ConfigError, StateError
-from agent.job.spec import JobSpec
-from agent.receiver import RunningReceiver, build_app, start_receiver
-from agent.states import AgentState, JobState, Offer
+from notraining_agent.config import Secret, Settings
+from notraining_agent.errors import ConfigError, StateError
+from notraining_agent.http.auth import Authenticator
+from notraining_agent.http.receiver import RunningReceiver, build_app, start_receiver
+from notraining_agent.job.spec import JobSpec
+from notraining_agent.life.states import AgentState, JobState, Offer
 
 TOKEN = "Hq3Lx8Vz1Rt6Yw0Pn5Mc2Kb7Jf4Gd9Sa-static"
 JWT_SECRET = "k7Qy2v9Lr0XwTz4NcM8bHs1JdF6gPa3E-test-secret"
@@ -483,7 +482,7 @@ async def test_openapi_document_is_served(client: TestClient[Any, Any]) -> None:
     response = await client.get("/openapi.json")
     assert response.status == 200
     assert response.content_type == "application/json"
-    packaged = resources.files("agent").joinpath("openapi.json").read_bytes()
+    packaged = resources.files("notraining_agent.http").joinpath("openapi.json").read_bytes()
     assert await response.read() == packaged
 
 
@@ -518,11 +517,11 @@ async def test_each_request_is_one_log_line_without_the_token(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Outcome lines carry method, path, status and the job id, never the Authorization value."""
-    caplog.set_level(logging.INFO, logger="agent")
+    caplog.set_level(logging.INFO, logger="notraining_agent")
     await client.post(PATH, json=JOB, headers=AUTH)
     await client.post(PATH, json=JOB, headers={"Authorization": "nope-Wrong-Token"})
     await client.post(PATH, json={"ntd_transaction_id": "bad-1"}, headers=AUTH)
-    lines = [r for r in caplog.records if r.name == "agent.receiver"]
+    lines = [r for r in caplog.records if r.name == "notraining_agent.http.receiver"]
     assert [getattr(r, "http_status", None) for r in lines] == [200, 401, 400]
     assert all(getattr(r, "http_method", None) == "POST" for r in lines)
     assert all(getattr(r, "http_path", None) == PATH for r in lines)

@@ -6,9 +6,16 @@ import json
 import uuid
 from typing import Any
 
-from agent.reports import boot_body, end_body_for_job, end_body_without_job, new_report, summary
-from agent.state import JobRecord, Report
-from agent.states import JobState
+from notraining_agent.life.reports import (
+    boot_body,
+    end_body_for_job,
+    end_body_without_job,
+    new_report,
+    summary,
+)
+from notraining_agent.life.states import JobState
+from notraining_agent.life.store import JobRecord, Report
+
 from tests.fakes import T0, instance, job_spec
 
 BOOT_KEYS = {

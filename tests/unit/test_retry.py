@@ -6,8 +6,7 @@ import itertools
 import time
 
 import pytest
-
-from agent.retry import Backoff, Clock
+from notraining_agent.util.retry import Backoff, Clock
 
 
 def first(backoff: Backoff, count: int) -> list[float]:

@@ -10,16 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from agent.config import Settings
-from agent.emulators._server import RunningServer, served
-from agent.emulators.artgen import ArtPackage, generate_art, generate_package
-from agent.emulators.artserver import ArtServer
-from agent.errors import InputRefusedError, ProcessorError
-from agent.job.runner import run_job
-from agent.job.spec import JobSpec, parse_job
-from agent.processors.base import ProcessorContext, ProcessorResult
-from agent.processors.manifest import process as manifest
+from notraining_agent.config import Settings
+from notraining_agent.errors import InputRefusedError, ProcessorError
+from notraining_agent.job.runner import run_job
+from notraining_agent.job.spec import JobSpec, parse_job
+from notraining_agent.processors.base import ProcessorContext, ProcessorResult
+from notraining_agent.processors.manifest import process as manifest
+from notraining_testkit.emulators._server import RunningServer, served
+from notraining_testkit.emulators.artgen import ArtPackage, generate_art, generate_package
+from notraining_testkit.emulators.artserver import ArtServer
 
 PACKAGE: ArtPackage = generate_package(3, seed=21)
 META = frozenset({"169.254.169.254", "metadata.google.internal", "metadata"})

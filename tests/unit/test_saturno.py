@@ -10,12 +10,12 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from aiohttp import web
+from notraining_agent.life.saturno import SATURNO_BACKOFF, SaturnoClient, retryable
+from notraining_agent.life.store import Report
+from notraining_agent.util.retry import Backoff
+from notraining_testkit.emulators._server import RunningServer, served
+from notraining_testkit.emulators.saturno import SaturnoEmulator
 
-from agent.emulators._server import RunningServer, served
-from agent.emulators.saturno import SaturnoEmulator
-from agent.retry import Backoff
-from agent.saturno import SATURNO_BACKOFF, SaturnoClient, retryable
-from agent.state import Report
 from tests.fakes import FakeClock
 
 AUTH = "raw-saturno-token"

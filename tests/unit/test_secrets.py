@@ -8,14 +8,13 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-
-from agent.emulators._server import served
-from agent.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
-from agent.emulators.secretmanager import SecretManagerEmulator
-from agent.errors import ConfigError
-from agent.gce.credentials import TokenSource
-from agent.gce.secrets import access_secret_version
-from agent.retry import Clock
+from notraining_agent.errors import ConfigError
+from notraining_agent.gce.credentials import TokenSource
+from notraining_agent.gce.secrets import access_secret_version
+from notraining_agent.util.retry import Clock
+from notraining_testkit.emulators._server import served
+from notraining_testkit.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
+from notraining_testkit.emulators.secretmanager import SecretManagerEmulator
 
 REF = "projects/demo-project/secrets/notraining-jwt/versions/1"
 VALUE = "a-long-enough-secret-for-hs256-signing-0123456789"

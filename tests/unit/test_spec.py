@@ -8,9 +8,8 @@ import logging
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.errors import InvalidJobError
-from agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
+from notraining_agent.errors import InvalidJobError
+from notraining_agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
 
 NO_HOSTS: frozenset[str] = frozenset()
 META = frozenset({"169.254.169.254", "metadata.google.internal", "metadata"})
@@ -152,7 +151,7 @@ def test_names_pass_statically() -> None:
 
 def test_unknown_fields_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
     """Unknown fields are ignored; their names (not values) are logged."""
-    with caplog.at_level(logging.INFO, logger="agent.job.spec"):
+    with caplog.at_level(logging.INFO, logger="notraining_agent.job.spec"):
         parse({"ntd_transaction_id": "1", "zip_art": "https://a.io/p.zip", "secret": "hunter2"})
     record = next(r for r in caplog.records if getattr(r, "event", None) == "unknown_fields")
     assert record.fields == ["secret"]  # type: ignore[attr-defined]

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import requests
 from aiohttp import web
-
-from agent.emulators._server import RunningServer, served
-from agent.errors import ConfigError
-from agent.submit import RECEIVER_PATH, form_fields, get_status, load_job, submit
+from notraining_agent.cli.submit import RECEIVER_PATH, form_fields, get_status, load_job, submit
+from notraining_agent.errors import ConfigError
+from notraining_testkit.emulators._server import RunningServer, served
 
 JOB: dict[str, Any] = {
     "ntd_transaction_id": 123,

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from agent.systemd import Notifier, boot_id
+from notraining_agent.host.systemd import Notifier, boot_id
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def test_silent_without_notify_socket(caplog: pytest.LogCaptureFixture) -> None:
     """Outside systemd every call is a no-op that logs nothing."""
     notifier = Notifier({})
     assert not notifier.enabled
-    with caplog.at_level(logging.DEBUG, logger="agent.systemd"):
+    with caplog.at_level(logging.DEBUG, logger="notraining_agent.host.systemd"):
         notifier.ready("idle")
         notifier.status("busy")
         notifier.stopping()
@@ -71,7 +70,7 @@ def test_unreachable_socket_is_logged_not_raised(
 ) -> None:
     """A NOTIFY_SOCKET that nobody listens on logs a warning and does not raise."""
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    with caplog.at_level(logging.WARNING, logger="agent.systemd"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.host.systemd"):
         notifier.ready("idle")
     assert any("sd_notify READY failed" in r.getMessage() for r in caplog.records)
 

@@ -6,8 +6,7 @@ import asyncio
 import logging
 
 import pytest
-
-from agent.tasks import TaskOwner
+from notraining_agent.life.tasks import TaskOwner
 
 
 async def test_close_cancels_and_awaits_running_tasks() -> None:
@@ -58,10 +57,10 @@ async def test_failed_task_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         raise RuntimeError("kaput")
 
     task = owner.spawn(boom(), "register")
-    with caplog.at_level(logging.ERROR, logger="agent.tasks"):
+    with caplog.at_level(logging.ERROR, logger="notraining_agent.life.tasks"):
         await asyncio.wait({task})
         await asyncio.sleep(0)  # done callbacks run on the next loop turn
-    records = [r for r in caplog.records if r.name == "agent.tasks"]
+    records = [r for r in caplog.records if r.name == "notraining_agent.life.tasks"]
     assert len(records) == 1
     assert "background task register failed" in records[0].getMessage()
     assert "kaput" in records[0].getMessage()
@@ -74,10 +73,10 @@ async def test_cancelled_task_is_not_logged_as_failed(caplog: pytest.LogCaptureF
     owner = TaskOwner()
     owner.spawn(asyncio.sleep(3600), "watch")
     await asyncio.sleep(0)
-    with caplog.at_level(logging.DEBUG, logger="agent.tasks"):
+    with caplog.at_level(logging.DEBUG, logger="notraining_agent.life.tasks"):
         await owner.close()
         await asyncio.sleep(0)
-    assert [r for r in caplog.records if r.name == "agent.tasks"] == []
+    assert [r for r in caplog.records if r.name == "notraining_agent.life.tasks"] == []
 
 
 async def test_close_is_bounded_for_stubborn_tasks(caplog: pytest.LogCaptureFixture) -> None:
@@ -95,7 +94,7 @@ async def test_close_is_bounded_for_stubborn_tasks(caplog: pytest.LogCaptureFixt
 
     task = owner.spawn(stubborn(), "stubborn")
     await running.wait()
-    with caplog.at_level(logging.WARNING, logger="agent.tasks"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.life.tasks"):
         await owner.close(timeout=0.05)
     assert not task.done()
     assert any("stubborn did not stop" in r.getMessage() for r in caplog.records)

@@ -9,8 +9,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.job.urlguard import (
+from notraining_agent.job.urlguard import (
     AddressRefusedError,
     GuardedResolver,
     address_refusal,

@@ -8,11 +8,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.host.watchers import watch_job_attribute, watch_maintenance, watch_preempted
+from notraining_testkit.emulators._server import RunningServer, serve
+from notraining_testkit.emulators.metadata import MetadataEmulator
 
-from agent.emulators._server import RunningServer, serve
-from agent.emulators.metadata import MetadataEmulator
-from agent.gce.metadata import MetadataClient
-from agent.watchers import watch_job_attribute, watch_maintenance, watch_preempted
 from tests.polling import wait_until
 
 JOB = json.dumps({"ntd_transaction_id": "ntd-1", "zip_art": "https://art.test/p.zip"})
@@ -154,7 +154,7 @@ async def test_maintenance_events_are_logged(
 ) -> None:
     """A host maintenance event is logged as a warning; NONE is not."""
     task = asyncio.create_task(watch_maintenance(client))
-    with caplog.at_level(logging.WARNING, logger="agent.watchers"):
+    with caplog.at_level(logging.WARNING, logger="notraining_agent.host.watchers"):
         await wait_until(hanging(emulator, "instance/maintenance-event"))
         assert "maintenance" not in caplog.text
         emulator.set_maintenance_event("MIGRATE_ON_HOST_MAINTENANCE")

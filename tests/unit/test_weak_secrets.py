@@ -6,8 +6,7 @@ import secrets
 
 import jwt
 import pytest
-
-from agent.weak_secrets import (
+from notraining_agent.http.weak_secrets import (
     MIN_SECRET_BYTES,
     PUBLISHED_SECRETS,
     is_published,

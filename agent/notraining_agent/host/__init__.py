@@ -1,0 +1,1 @@
+"""Edges with the host: systemd, powering off, the guest-attribute state, metadata watches."""

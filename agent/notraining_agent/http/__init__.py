@@ -1,0 +1,1 @@
+"""The HTTP surface Saturno calls: the receiver, its server, auth, the OpenAPI document."""

@@ -1,0 +1,299 @@
+"""Which enrolled arts appear in an image: vote over the whole index, verify the best few.
+
+Matching every art one by one costs O(arts); instead each photo descriptor looks up
+its nearest neighbours in one FLANN index over all arts and votes for the art it
+lands on (ratio test against the nearest *other* art). Only the top-voted arts are
+then verified the classic way: ratio-tested matches against that art alone and a
+RANSAC homography. So the cost per photo grows with log(descriptors) for the vote and
+stays constant for verification, which keeps 1000-art packages usable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from notraining_agent.processors.keypoints.features import (
+    DEFAULT_PHOTO_FEATURES,
+    DEFAULT_PHOTO_MAX_SIDE,
+    Features,
+    Gray,
+    extract,
+    normalise,
+    to_float,
+)
+from notraining_agent.processors.keypoints.index import Index
+from notraining_agent.processors.keypoints.phash import near_duplicates
+
+FloatArray = npt.NDArray[np.float32]
+AnyArray = npt.NDArray[Any]
+"""Descriptors as matched: RootSIFT floats or ORB bytes."""
+FlannParams = dict[str, bool | int | float | str]
+
+_FLANN_KDTREE = 1
+_FLANN_LSH = 6
+MIN_AREA_PX = 24 * 24
+"""Smaller than this in the image and an art is not really readable: a spurious fit."""
+MAX_STRETCH = 5.0
+"""One side of the art scaled five times more than another is beyond any real perspective."""
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Thresholds of the vote and the verification, tuned on generated store scenes."""
+
+    neighbours: int = 4
+    """Neighbours looked up per photo descriptor: enough to find the nearest other art."""
+    vote_ratio: float = 0.8
+    """Lowe's ratio against the nearest other art for a descriptor to vote."""
+    candidates: int = 12
+    """Top-voted arts verified per photo; a photo rarely shows more than a handful."""
+    min_votes: int = 4
+    """Fewer votes than this and an art is not worth a verification."""
+    verify_ratio: float = 0.8
+    """Lowe's ratio within one art's own descriptors, for the matches RANSAC gets."""
+    ransac_px: float = 5.0
+    """Reprojection error allowed, in pixels of the photo at its matching size."""
+    min_inliers: int = 12
+    """Matches that must agree on the homography; false fits seen in tests stop at 11."""
+    min_coverage: float = 0.08
+    """Share of the art the inliers must span (convex hull): a shared logo is not the art."""
+    max_overlap: float = 0.5
+    """Detections covering more of each other than this: only the stronger is kept."""
+    flann_checks: int = 48
+    """Leaves FLANN visits per query: the speed/accuracy knob of the vote."""
+
+
+DEFAULT_PARAMS = MatchParams()
+
+
+@dataclass(frozen=True)
+class Detection:
+    """An art found in the image: how well it matched and where its corners are."""
+
+    art: int
+    name: str
+    inliers: int
+    confidence: float
+    corners: FloatArray
+
+    def scaled(self, factor: float) -> Detection:
+        """The same detection with corners divided by ``factor`` (back to the original photo)."""
+        corners = (self.corners / factor).astype(np.float32)
+        return Detection(self.art, self.name, self.inliers, self.confidence, corners)
+
+
+def confidence(inliers: int, min_inliers: int) -> float:
+    """A 0..1 score from the inlier count: 0.5 at the acceptance threshold, 0.95 at twice it.
+
+    Logistic in the inlier count, because random matches almost never agree on one
+    homography beyond a dozen points while a real art yields dozens to hundreds.
+    """
+    spread = max(1.0, min_inliers / math.log(19.0))
+    return 1.0 / (1.0 + math.exp(-(inliers - min_inliers) / spread))
+
+
+class Matcher:
+    """Matches images against one index; build once, reuse for every photo."""
+
+    def __init__(self, index: Index, params: MatchParams = DEFAULT_PARAMS) -> None:
+        self.index = index
+        self.params = params
+        self._sift = index.kind == "sift"
+        if self._sift:
+            self._data: AnyArray = to_float("sift", index.descriptors)
+            flann_params: FlannParams = {"algorithm": _FLANN_KDTREE, "trees": 4}
+        else:
+            self._data = index.descriptors
+            flann_params = {
+                "algorithm": _FLANN_LSH,
+                "table_number": 6,
+                "key_size": 12,
+                "multi_probe_level": 1,
+            }
+        self._groups = _duplicate_groups(index)
+        # FLANN keeps a pointer into self._data: the array must live as long as the index.
+        self._flann = cv2.flann.Index(self._data, flann_params) if len(self._data) else None
+
+    def match(self, photo: Features) -> list[Detection]:
+        """Every art verified in ``photo``, best first, at most one per art and per place."""
+        if self._flann is None or len(photo) < self.params.min_inliers:
+            return []
+        query = to_float("sift", photo.descriptors) if self._sift else photo.descriptors
+        candidates, near = self._vote(query)
+        found: list[Detection] = []
+        for art in candidates:
+            # Only photo descriptors that had this art among their neighbours can match it:
+            # verifying those alone keeps the exact per-art test cheap.
+            rows = np.nonzero((near == art).any(axis=1))[0]
+            detection = self._verify(art, photo, query, rows)
+            if detection is not None:
+                found.append(detection)
+        found.sort(key=lambda d: d.inliers, reverse=True)
+        return _suppress_overlaps(found, self.params.max_overlap)
+
+    def _vote(self, query: AnyArray) -> tuple[list[int], npt.NDArray[np.int32]]:
+        """Top-voted arts, and the art of each query's neighbours (-1 where none)."""
+        assert self._flann is not None  # noqa: S101 - checked by the caller
+        k = min(self.params.neighbours, len(self._data))
+        idx, dist = self._flann.knnSearch(query, k, params={"checks": self.params.flann_checks})
+        idx = np.asarray(idx, dtype=np.int64).reshape(len(query), k)
+        dist = np.asarray(dist, dtype=np.float32).reshape(len(query), k)
+        labels = self.index.labels[np.clip(idx, 0, None)]
+        labels[idx < 0] = -1
+        first = labels[:, 0]
+        # The ratio test compares with the nearest *other* art; copies of one art (same
+        # hash group) do not count as other, or a duplicated art could never be found.
+        groups = np.where(labels >= 0, self._groups[np.clip(labels, 0, None)], -1)
+        other = groups != groups[:, :1]
+        has_other = other.any(axis=1)
+        other_dist = dist[np.arange(len(dist)), other.argmax(axis=1)]
+        # KD-tree distances are squared L2, LSH ones are Hamming counts.
+        ratio = self.params.vote_ratio**2 if self._sift else self.params.vote_ratio
+        passed = (first >= 0) & (~has_other | (dist[:, 0] < ratio * other_dist))
+        votes = np.bincount(first[passed], minlength=len(self.index))
+        order = np.argsort(-votes, kind="stable")[: self.params.candidates]
+        chosen = [int(a) for a in order if votes[a] >= self.params.min_votes]
+        # A copy gets the votes of its group's first member only: verify the whole group.
+        for art in list(chosen):
+            group = np.nonzero(self._groups == self._groups[art])[0]
+            chosen.extend(int(g) for g in group if int(g) not in chosen)
+        return chosen, labels
+
+    def _verify(
+        self,
+        art: int,
+        photo: Features,
+        query: AnyArray,
+        rows: npt.NDArray[np.intp],
+    ) -> Detection | None:
+        """Ratio-tested matches against this art alone, then a RANSAC homography."""
+        if len(rows) < self.params.min_inliers:
+            return None
+        start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
+        ratio_pairs = _ratio_pairs_l2 if self._sift else _ratio_pairs_hamming
+        pairs = ratio_pairs(query[rows], self._data[start:end], self.params.verify_ratio)
+        if len(pairs) < self.params.min_inliers:
+            return None
+        src = self.index.points[start + pairs[:, 1]]
+        dst = photo.points[rows[pairs[:, 0]]]
+        return self._locate(art, src, dst)
+
+    def _locate(self, art: int, src: FloatArray, dst: FloatArray) -> Detection | None:
+        """The art's place in the image if enough matches agree on a plausible homography."""
+        homography, mask = cv2.findHomography(
+            src.reshape(-1, 1, 2),
+            dst.reshape(-1, 1, 2),
+            cv2.USAC_MAGSAC,
+            self.params.ransac_px,
+            maxIters=2000,
+            confidence=0.999,
+        )
+        inliers = 0 if mask is None else int(mask.sum())
+        if homography is None or inliers < self.params.min_inliers:
+            return None
+        reference = self.index.corners(art)
+        corners = cv2.perspectiveTransform(reference.reshape(-1, 1, 2), homography)
+        corners = cast(FloatArray, corners.reshape(4, 2).astype(np.float32))
+        # Agreeing points bunched in one corner of the art are a shared logo or word,
+        # not the art: real sightings spread over a good part of it, even when occluded.
+        inlier_points = src[mask.ravel().astype(bool)]
+        hull_area = float(cv2.contourArea(cv2.convexHull(inlier_points)))
+        art_area = float(cv2.contourArea(reference))
+        if hull_area < self.params.min_coverage * art_area or not _plausible(corners, reference):
+            return None
+        score = confidence(inliers, self.params.min_inliers)
+        return Detection(art, self.index.names[art], inliers, score, corners)
+
+
+def _ratio_pairs_l2(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
+    """``(query row, art row)`` pairs passing Lowe's ratio test; RootSIFT rows have unit norm,
+    so squared distances are ``2 - 2 * similarity`` and one matrix product finds them all."""
+    if len(art) < 2 or len(query) == 0:
+        return np.zeros((0, 2), np.int64)
+    similarity = np.asarray(query, np.float32) @ np.asarray(art, np.float32).T
+    rows = np.arange(len(query))
+    best = similarity.argmax(axis=1)
+    first = similarity[rows, best]
+    similarity[rows, best] = -np.inf
+    second = similarity.max(axis=1)
+    keep = (2.0 - 2.0 * first) < (ratio**2) * (2.0 - 2.0 * second)
+    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+
+
+def _ratio_pairs_hamming(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
+    """The same for binary descriptors: Hamming distances by XOR and popcount, in blocks."""
+    if len(art) < 2 or len(query) == 0:
+        return np.zeros((0, 2), np.int64)
+    words_q = np.ascontiguousarray(query, dtype=np.uint8).view(np.uint64)
+    words_a = np.ascontiguousarray(art, dtype=np.uint8).view(np.uint64)
+    distance = np.empty((len(words_q), len(words_a)), dtype=np.int32)
+    block = max(1, 2_000_000 // max(1, words_a.size))
+    for start in range(0, len(words_q), block):
+        xor = np.bitwise_xor(words_q[start : start + block, None, :], words_a[None, :, :])
+        distance[start : start + block] = np.bitwise_count(xor).sum(axis=2)
+    rows = np.arange(len(query))
+    best = distance.argmin(axis=1)
+    first = distance[rows, best].astype(np.float32)
+    distance[rows, best] = np.iinfo(np.int32).max
+    second = distance.min(axis=1).astype(np.float32)
+    keep = first < ratio * second
+    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+
+
+def _duplicate_groups(index: Index) -> npt.NDArray[np.int64]:
+    """For each art, the smallest art whose perceptual hash is a near-duplicate of it."""
+    groups = np.arange(len(index), dtype=np.int64)
+    for i, j, _ in near_duplicates([int(h) for h in index.hashes]):
+        # Union of two groups: relabel the larger id everywhere (packages are small enough).
+        low, high = sorted((int(groups[i]), int(groups[j])))
+        groups[groups == high] = low
+    return groups
+
+
+def _plausible(corners: FloatArray, original: FloatArray) -> bool:
+    """A printed art seen by a camera: a convex, unflipped, not degenerate quadrilateral."""
+    corners = np.asarray(corners, dtype=np.float32)
+    edges = np.roll(corners, -1, axis=0) - corners
+    following = np.roll(edges, -1, axis=0)
+    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
+    if not (turns > 0).all() or abs(float(cv2.contourArea(corners))) < MIN_AREA_PX:
+        return False
+    sides = np.linalg.norm(edges, axis=1)
+    original_sides = np.linalg.norm(np.roll(original, -1, axis=0) - original, axis=1)
+    stretch = sides / np.maximum(original_sides, 1e-6)
+    return bool(stretch.max() / max(float(stretch.min()), 1e-6) < MAX_STRETCH)
+
+
+def _suppress_overlaps(found: list[Detection], max_overlap: float) -> list[Detection]:
+    """Keep the stronger of two detections that claim mostly the same place."""
+    kept: list[Detection] = []
+    for det in found:
+        if all(_overlap(det.corners, other.corners) <= max_overlap for other in kept):
+            kept.append(det)
+    return kept
+
+
+def _overlap(a: FloatArray, b: FloatArray) -> float:
+    """Intersection over the smaller area, so a small art inside a big false one counts."""
+    inter, _ = cv2.intersectConvexConvex(a.reshape(-1, 1, 2), b.reshape(-1, 1, 2))
+    smaller = min(abs(cv2.contourArea(a)), abs(cv2.contourArea(b)))
+    return float(inter) / smaller if smaller > 0 else 1.0
+
+
+def match_photo(
+    matcher: Matcher,
+    gray: Gray,
+    *,
+    max_side: int = DEFAULT_PHOTO_MAX_SIDE,
+    max_features: int = DEFAULT_PHOTO_FEATURES,
+) -> list[Detection]:
+    """The arts in a whole photo: matched at ``max_side``, corners in the photo's pixels."""
+    small, scale = normalise(gray, max_side)
+    found = matcher.match(extract(small, matcher.index.kind, max_features))
+    return [d.scaled(scale) for d in found]

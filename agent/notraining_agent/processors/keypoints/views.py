@@ -1,0 +1,149 @@
+"""The matchability check: synthetic photos of each art, matched against the whole index.
+
+Each art is shown once per condition a store photo inflicts (perspective, a quarter
+of its size, rotation, blur, lighting, JPEG quality 60, partial occlusion) on a
+cluttered shelf. The share of views where the art is found in the right place is its
+recall; any other art found instead is a confusion. Both go to the manifest, so a user
+learns before printing that an art will not be recognised.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+import cv2
+import numpy as np
+
+from notraining_agent.processors.keypoints import synth
+from notraining_agent.processors.keypoints.features import (
+    DEFAULT_PHOTO_FEATURES,
+    DEFAULT_PHOTO_MAX_SIDE,
+    Gray,
+    extract,
+)
+from notraining_agent.processors.keypoints.matcher import Matcher
+from notraining_agent.processors.keypoints.options import CONDITIONS, DEFAULT_MAX_SIDE
+
+MIN_CANVAS = (640, 480)
+MIN_VIEW_FEATURES = 800
+PLACEMENT_TOLERANCE = 0.1
+"""A detection counts as right when its corners are, on average, within this fraction of
+the art's long side from where the art was pasted."""
+
+
+@dataclass(frozen=True)
+class View:
+    """One synthetic photo: the condition it shows, the grey image, the art's true corners."""
+
+    condition: str
+    image: Gray
+    corners: synth.Quad
+
+
+@dataclass(frozen=True)
+class ArtCheck:
+    """How one art fared: recall over its views and which other arts were found instead."""
+
+    views: int
+    found: int
+    confusions: dict[str, int] = field(default_factory=dict)
+    missed: tuple[str, ...] = ()
+
+    @property
+    def recall(self) -> float:
+        """Share of views where the art was found in the right place."""
+        return self.found / self.views if self.views else 0.0
+
+
+def _settings(condition: str, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(scale of the reference long side, tilt, angle) for one condition."""
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return {
+        "perspective": (0.6, 0.14, float(rng.uniform(-10, 10))),
+        "scale": (0.25, 0.03, float(rng.uniform(-5, 5))),
+        "rotation": (0.5, 0.04, sign * float(rng.uniform(30, 90))),
+        "blur": (0.5, 0.05, float(rng.uniform(-8, 8))),
+        "lighting": (0.5, 0.05, float(rng.uniform(-8, 8))),
+        "jpeg": (0.4, 0.05, float(rng.uniform(-8, 8))),
+        "occlusion": (0.6, 0.05, float(rng.uniform(-8, 8))),
+    }[condition]
+
+
+def make_view(art: Gray, condition: str, seed: int, max_side: int = DEFAULT_MAX_SIDE) -> View:
+    """One synthetic photo of ``art`` under ``condition``; deterministic for a seed."""
+    rng = np.random.default_rng([seed, CONDITIONS.index(condition)])
+    scale, tilt, angle = _settings(condition, rng)
+    height, width = art.shape[:2]
+    long_side = scale * max_side
+    probe = synth.quad(rng, (width, height), (0.0, 0.0), long_side, angle=angle, tilt=tilt)
+    span = probe.max(axis=0) - probe.min(axis=0)
+    margin = 0.15 * long_side
+    canvas_w = int(max(MIN_CANVAS[0], span[0] + 2 * margin))
+    canvas_h = int(max(MIN_CANVAS[1], span[1] + 2 * margin))
+    offset = (
+        np.array([canvas_w, canvas_h], np.float32) / 2 - (probe.max(axis=0) + probe.min(axis=0)) / 2
+    )
+    corners = (probe + offset).astype(np.float32)
+    image = synth.clutter(rng, canvas_w, canvas_h, 1)
+    synth.paste(image, art, corners)
+    if condition == "occlusion":
+        synth.occlude(image, rng, corners, 0.3)
+    if condition == "lighting":
+        dark = rng.random() < 0.5
+        image = synth.shade(image, rng, 0.5 if dark else 1.25, 1.3 if dark else 0.75)
+    if condition == "blur":
+        image = synth.blur(image, 2.0)
+    image = synth.noisy(image, rng, 3.0)
+    if condition == "jpeg":
+        encoded = synth.jpeg(image, 60)
+        image = cast(Gray, cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE))
+    return View(condition, image, corners)
+
+
+def check_art(
+    matcher: Matcher,
+    art_index: int,
+    art: Gray,
+    seed: int,
+    *,
+    conditions: tuple[str, ...] = CONDITIONS,
+    max_side: int = DEFAULT_MAX_SIDE,
+    on_view: Callable[[], None] | None = None,
+) -> ArtCheck:
+    """Match every view of one art against the whole index and score the outcome."""
+    kind = matcher.index.kind
+    found = 0
+    confusions: Counter[str] = Counter()
+    missed: list[str] = []
+    for condition in conditions:
+        view = make_view(art, condition, seed, max_side)
+        detections = matcher.match(extract(view.image, kind, view_features(view.image)))
+        right = False
+        for det in detections:
+            if det.art == art_index and _placed(det.corners, view.corners):
+                right = True
+            elif det.art != art_index:
+                confusions[det.name] += 1
+        found += int(right)
+        if not right:
+            missed.append(condition)
+        if on_view is not None:
+            on_view()
+    return ArtCheck(len(conditions), found, dict(confusions), tuple(missed))
+
+
+def view_features(image: Gray) -> int:
+    """As many features per pixel as a full-size photo gets, so views are no easier (or
+    slower) to match than a real photo of the same content."""
+    height, width = image.shape[:2]
+    photo_area = DEFAULT_PHOTO_MAX_SIDE * DEFAULT_PHOTO_MAX_SIDE * 3 / 4
+    return max(MIN_VIEW_FEATURES, int(DEFAULT_PHOTO_FEATURES * width * height / photo_area))
+
+
+def _placed(found: synth.Quad, truth: synth.Quad) -> bool:
+    long_side = float(np.linalg.norm(truth.max(axis=0) - truth.min(axis=0)))
+    error = float(np.linalg.norm(found - truth, axis=1).mean())
+    return error <= PLACEMENT_TOLERANCE * long_side
