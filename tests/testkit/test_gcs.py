@@ -1,9 +1,7 @@
-"""The Cloud Storage emulator, driven by the real google-cloud-storage client and by aiohttp."""
+"""The Cloud Storage emulator, driven over its JSON API with aiohttp, as the agent drives it."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,8 +10,6 @@ from urllib.parse import quote
 import aiohttp
 import google_crc32c
 import pytest
-from google.api_core import exceptions as api
-from google.cloud import storage
 from notraining_testkit.emulators import _gcs_wire
 from notraining_testkit.emulators._server import RunningServer, served
 from notraining_testkit.emulators.gcs import GcsEmulator
@@ -25,107 +21,104 @@ def emulator() -> GcsEmulator:
 
 
 @pytest.fixture
-async def server(
-    emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[RunningServer]:
+async def server(emulator: GcsEmulator) -> AsyncIterator[RunningServer]:
     async with served(emulator.app()) as running:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
         yield running
 
 
-def _bucket() -> Any:
-    """A bucket handle of the real client (anonymous, through STORAGE_EMULATOR_HOST)."""
-    return storage.Client().bucket("results")
+async def _get_json(url: str, **params: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url, params=params) as response:
+        return response.status, await response.json()
 
 
-async def test_multipart_upload_by_the_real_client(
+async def test_media_download_serves_bytes_and_hashes(
     emulator: GcsEmulator, server: RunningServer
 ) -> None:
-    """A small upload arrives whole, with its content type and custom metadata."""
-
-    def upload() -> None:
-        blob = _bucket().blob("AR/job 1/manifest.json")
-        blob.metadata = {"job": "ntd-1"}
-        blob.upload_from_string(b'{"ok": true}', content_type="application/json", retry=None)
-
-    await asyncio.to_thread(upload)
-    stored = emulator.get_object("results", "AR/job 1/manifest.json")
-    assert stored is not None
-    assert stored.data == b'{"ok": true}'
-    assert stored.content_type == "application/json"
-    assert stored.metadata == {"job": "ntd-1"}
-    assert emulator.calls_for("upload")[0].query["uploadType"] == "multipart"
-
-
-async def test_resumable_upload_in_chunks(emulator: GcsEmulator, server: RunningServer) -> None:
-    """A stream of unknown size goes up in 256 KiB chunks (308 between) and checks its CRC32C."""
-    data = os.urandom(700_000)
-
-    def upload() -> None:
-        blob = _bucket().blob("big/index.npz", chunk_size=256 * 1024)
-        blob.upload_from_file(io.BytesIO(data), retry=None)
-
-    await asyncio.to_thread(upload)
-    assert emulator.objects("results") == {"big/index.npz": data}
-    assert len(emulator.calls_for("upload_chunk")) == 3
-
-
-async def test_download_paths_of_the_client_and_the_job_fetcher(
-    emulator: GcsEmulator, server: RunningServer
-) -> None:
-    """Both /download/storage/v1 (client) and /storage/v1?alt=media (agent) serve the bytes."""
-    emulator.put("results", "a dir/é.png", b"\x89PNG data", "image/png")
-    assert await asyncio.to_thread(_bucket().blob("a dir/é.png").download_as_bytes) == (
-        b"\x89PNG data"
-    )
+    """?alt=media (the agent's downloads) serves the bytes, content type and X-Goog-Hash."""
+    data = b"\x89PNG data"
+    emulator.put("results", "a dir/é.png", data, "image/png")
     url = f"{server.url}/storage/v1/b/results/o/{quote('a dir/é.png', safe='')}?alt=media"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         assert await response.read() == b"\x89PNG data"
         assert response.headers["Content-Type"] == "image/png"
-        assert "crc32c=" in response.headers["X-Goog-Hash"]
-    assert len(emulator.calls_for("download")) == 2
+        assert f"crc32c={_gcs_wire.crc32c(data)}" in response.headers["X-Goog-Hash"]
+    assert len(emulator.calls_for("download")) == 1
 
 
 async def test_object_metadata_and_listing(emulator: GcsEmulator, server: RunningServer) -> None:
     """Listing honours prefix, delimiter and pages; metadata carries size and hashes."""
     for name in ("p/a.txt", "p/b.txt", "p/sub/c.txt", "q/d.txt"):
         emulator.put("results", name, name.encode())
-
-    def work() -> tuple[list[str], list[str], Any]:
-        client = storage.Client()
-        names = [b.name for b in client.list_blobs("results", prefix="p/", max_results=10)]
-        pages = client.list_blobs("results", prefix="p/", delimiter="/", page_size=1)
-        shallow = [b.name for b in pages]
-        return names, shallow, client.bucket("results").get_blob("p/a.txt")
-
-    names, shallow, blob = await asyncio.to_thread(work)
-    assert names == ["p/a.txt", "p/b.txt", "p/sub/c.txt"]
-    assert shallow == ["p/a.txt", "p/b.txt"]
-    assert blob.size == 7
-    assert blob.crc32c == _gcs_wire.crc32c(b"p/a.txt")
+    objects = f"{server.url}/storage/v1/b/results/o"
+    _, deep = await _get_json(objects, prefix="p/")
+    assert [item["name"] for item in deep["items"]] == ["p/a.txt", "p/b.txt", "p/sub/c.txt"]
+    _, first = await _get_json(objects, prefix="p/", delimiter="/", maxResults="1")
+    assert [item["name"] for item in first["items"]] == ["p/a.txt"]
+    assert first["prefixes"] == ["p/sub/"]
+    _, second = await _get_json(
+        objects, prefix="p/", delimiter="/", maxResults="1", pageToken=first["nextPageToken"]
+    )
+    assert [item["name"] for item in second["items"]] == ["p/b.txt"]
+    status, blob = await _get_json(f"{objects}/{quote('p/a.txt', safe='')}")
+    assert status == 200
+    assert blob["size"] == "7"
+    assert blob["crc32c"] == _gcs_wire.crc32c(b"p/a.txt")
 
 
 async def test_missing_bucket_and_object(server: RunningServer) -> None:
-    """Google's 404 shape: the client raises NotFound for both."""
-    with pytest.raises(api.NotFound):
-        await asyncio.to_thread(
-            storage.Client().bucket("nope").blob("x").upload_from_string, b"1", retry=None
-        )
-    with pytest.raises(api.NotFound):
-        await asyncio.to_thread(_bucket().blob("absent").download_as_bytes)
+    """Google's 404 shape for an unknown bucket (upload) and an unknown object (download)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{server.url}/upload/storage/v1/b/nope/o",
+            params={"uploadType": "media", "name": "x"},
+            data=b"1",
+        ) as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["code"] == 404
+        url = f"{server.url}/storage/v1/b/results/o/absent?alt=media"
+        async with session.get(url) as response:
+            assert response.status == 404
 
 
 async def test_injected_failures_then_recovery(
     emulator: GcsEmulator, server: RunningServer
 ) -> None:
-    """fail(503, times=1) fails exactly the next upload, as ServiceUnavailable."""
+    """fail(503, times=1) fails exactly the next upload, in Google's error shape."""
     emulator.fail(503, operation="upload", times=1)
-    blob = _bucket().blob("x")
-    with pytest.raises(api.ServiceUnavailable):
-        await asyncio.to_thread(blob.upload_from_string, b"1", retry=None)
-    await asyncio.to_thread(blob.upload_from_string, b"2", retry=None)
+    url = f"{server.url}/upload/storage/v1/b/results/o"
+    params = {"uploadType": "media", "name": "x"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, params=params, data=b"1") as failed:
+            assert failed.status == 503
+            assert (await failed.json())["error"]["code"] == 503
+        async with session.post(url, params=params, data=b"2") as ok:
+            assert ok.status == 200
     assert emulator.objects("results") == {"x": b"2"}
+
+
+async def test_other_upload_types_are_refused(server: RunningServer) -> None:
+    """Only uploadType=media is served (what the agent sends); others get a 400."""
+    url = f"{server.url}/upload/storage/v1/b/results/o"
+    async with aiohttp.ClientSession() as session:
+        for kind in ("multipart", "resumable", ""):
+            async with session.post(url, params={"uploadType": kind, "name": "x"}) as response:
+                assert response.status == 400
+
+
+async def test_corrupt_checksums_lie_in_the_answer_only(
+    emulator: GcsEmulator, server: RunningServer
+) -> None:
+    """corrupt_checksums=1: the next upload's answer has a wrong crc32c; the one after is right."""
+    emulator.corrupt_checksums = 1
+    url = f"{server.url}/upload/storage/v1/b/results/o"
+    params = {"uploadType": "media", "name": "x"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, params=params, data=b"data") as first:
+            assert (await first.json())["crc32c"] != _gcs_wire.crc32c(b"data")
+        async with session.post(url, params=params, data=b"data") as second:
+            assert (await second.json())["crc32c"] == _gcs_wire.crc32c(b"data")
+    assert emulator.objects("results") == {"x": b"data"}
 
 
 async def test_expected_token_is_enforced(emulator: GcsEmulator, server: RunningServer) -> None:
@@ -138,28 +131,6 @@ async def test_expected_token_is_enforced(emulator: GcsEmulator, server: Running
         headers = {"Authorization": "Bearer tok"}
         async with session.get(url, headers=headers) as response:
             assert response.status == 200
-
-
-async def test_resumable_session_reports_what_it_has(server: RunningServer) -> None:
-    """A chunk at the wrong offset is not appended: 308 with the Range received so far."""
-    base = f"{server.url}/upload/storage/v1/b/results/o"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            base, params={"uploadType": "resumable"}, json={"name": "r.bin"}
-        ) as started:
-            location = started.headers["Location"]
-        headers = {"Content-Range": "bytes 0-3/*"}
-        async with session.put(location, data=b"abcd", headers=headers) as first:
-            assert first.status == 308
-            assert first.headers["Range"] == "bytes=0-3"
-        headers = {"Content-Range": "bytes 10-11/12"}
-        async with session.put(location, data=b"zz", headers=headers) as wrong:
-            assert wrong.status == 308
-            assert wrong.headers["Range"] == "bytes=0-3"
-        headers = {"Content-Range": "bytes 4-5/6"}
-        async with session.put(location, data=b"ef", headers=headers) as last:
-            assert last.status == 200
-            assert (await last.json())["size"] == "6"
 
 
 async def test_media_upload_and_bucket_insert(emulator: GcsEmulator, server: RunningServer) -> None:

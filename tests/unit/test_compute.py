@@ -13,9 +13,12 @@ import pytest
 from google.oauth2.credentials import Credentials
 from notraining_agent.errors import StopError
 from notraining_agent.gce.compute import can_self_stop, request_self_stop
+from notraining_agent.gce.credentials import TokenSource
+from notraining_agent.gce.metadata import MetadataClient
 from notraining_agent.util.retry import Clock
 from notraining_testkit.emulators._server import RunningServer, serve, served
 from notraining_testkit.emulators.compute import ComputeEmulator
+from notraining_testkit.emulators.metadata import DEFAULT_ACCESS_TOKEN, MetadataEmulator
 
 P, Z, VM = "proj-1", "us-east1-b", "vm-1"
 TOKEN = "fake-token"
@@ -113,6 +116,21 @@ async def test_transient_failures_are_retried(
     assert sleeps.delays == [1.0, 2.0]
     assert "attempt 1 of 3" in caplog.text
     assert "attempt 2 of 3" in caplog.text
+
+
+async def test_the_agents_token_source_authorises_the_stop(
+    emulator: ComputeEmulator, server: RunningServer
+) -> None:
+    """TokenSource.credentials hand google-cloud-compute the metadata server's token."""
+    metadata_emulator = MetadataEmulator()
+    async with (
+        served(metadata_emulator.app()) as metadata,
+        MetadataClient(metadata.netloc) as client,
+    ):
+        credentials = TokenSource(client).credentials
+        await stop(server, Sleeps(), credentials=credentials, wait_timeout=0)
+    assert [c.authorization for c in emulator.calls] == [f"Bearer {DEFAULT_ACCESS_TOKEN}"]
+    assert metadata_emulator.token_requests == 1
 
 
 async def test_persistent_500_raises_stop_error(

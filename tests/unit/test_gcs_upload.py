@@ -1,15 +1,15 @@
-"""Uploading a job's output folder to gs:// (against the Cloud Storage emulator)."""
+"""Uploading a job's output folder to gs:// over the JSON API, against the GCS emulator."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from google.oauth2.credentials import Credentials
-from notraining_agent.errors import ConfigError, JobError
+from notraining_agent.errors import ConfigError, JobError, MetadataError
+from notraining_agent.job.fetch import download_all
 from notraining_agent.job.gcs_upload import UploadPolicy, files_of, parse_gs_uri, upload_tree
 from notraining_agent.util.retry import Backoff, Clock
 from notraining_testkit.emulators._server import RunningServer, served
@@ -32,12 +32,22 @@ def emulator() -> GcsEmulator:
 
 
 @pytest.fixture
-async def server(
-    emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[RunningServer]:
+async def server(emulator: GcsEmulator) -> AsyncIterator[RunningServer]:
     async with served(emulator.app()) as running:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
         yield running
+
+
+async def upload(
+    server: RunningServer,
+    local_dir: Path,
+    gs_uri: str,
+    policy: UploadPolicy | None = None,
+    token: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """upload_tree towards the emulator, as the agent calls it with STORAGE_EMULATOR_HOST."""
+    await upload_tree(
+        local_dir, gs_uri, token=token, storage_emulator_host=server.url, policy=policy
+    )
 
 
 @pytest.fixture
@@ -58,7 +68,7 @@ async def test_uploads_the_tree_under_the_prefix(
     emulator: GcsEmulator, server: RunningServer, output: Path
 ) -> None:
     """Every file lands at prefix/<relative path>, with a content type from its name."""
-    await upload_tree(output, "gs://results/AR/retail/POP/promo/ntd-1")
+    await upload(server, output, "gs://results/AR/retail/POP/promo/ntd-1")
     prefix = "AR/retail/POP/promo/ntd-1"
     assert sorted(emulator.objects("results")) == [
         f"{prefix}/index.npz",
@@ -78,8 +88,8 @@ async def test_bucket_root_and_trailing_slash(
     emulator: GcsEmulator, server: RunningServer, output: Path
 ) -> None:
     """gs://bucket and gs://bucket/p/ both work (no empty path segments)."""
-    await upload_tree(output, "gs://results")
-    await upload_tree(output, "gs://results/p/")
+    await upload(server, output, "gs://results")
+    await upload(server, output, "gs://results/p/")
     assert "manifest.json" in emulator.objects("results")
     assert "p/manifest.json" in emulator.objects("results")
 
@@ -91,7 +101,7 @@ async def test_transient_errors_are_retried_with_backoff(
     emulator.fail(503, operation="upload", times=2)
     clock = FakeClock()
     with caplog.at_level(logging.WARNING, logger="notraining_agent.job.gcs_upload"):
-        await upload_tree(output, "gs://results/x", policy=_policy(clock))
+        await upload(server, output, "gs://results/x", _policy(clock))
     assert clock.slept == [1.0, 2.0]
     assert len(emulator.objects("results")) == 3
     assert "attempt 1 of 3" in caplog.text
@@ -105,7 +115,7 @@ async def test_gives_up_after_the_attempts(
     emulator.fail(503, operation="upload", times=None)
     clock = FakeClock()
     with pytest.raises(JobError, match=r"index\.npz.*after 3 attempt\(s\).*HTTP 503.*try the job"):
-        await upload_tree(output, "gs://results/x", policy=_policy(clock))
+        await upload(server, output, "gs://results/x", _policy(clock))
     assert len(clock.slept) == 2
 
 
@@ -116,41 +126,81 @@ async def test_permanent_errors_are_not_retried(
     emulator.fail(403, operation="upload", times=None)
     clock = FakeClock()
     with pytest.raises(JobError, match=r"after 1 attempt\(s\).*HTTP 403.*service account"):
-        await upload_tree(output, "gs://results/x", policy=_policy(clock))
+        await upload(server, output, "gs://results/x", _policy(clock))
     assert clock.slept == []
     emulator.clear_faults()
     with pytest.raises(JobError, match="HTTP 404"):
-        await upload_tree(output, "gs://missing-bucket/x", policy=_policy(clock))
+        await upload(server, output, "gs://missing-bucket/x", _policy(clock))
 
 
-async def test_credentials_from_google_auth_are_sent(
+async def test_the_token_source_is_sent(
     emulator: GcsEmulator, server: RunningServer, output: Path
 ) -> None:
-    """Explicit google-auth credentials go out as the bearer token the bucket expects."""
+    """The agent's token source gives the bearer token the bucket expects, on every call."""
     emulator.expected_token = "ya29.token"
-    creds = Credentials(token="ya29.token")  # type: ignore[no-untyped-call]
-    await upload_tree(output, "gs://results/x", credentials=creds, project="p")
+
+    async def token() -> str:
+        return "ya29.token"
+
+    await upload(server, output, "gs://results/x", token=token)
     assert all(c.authorization == "Bearer ya29.token" for c in emulator.calls)
     assert len(emulator.objects("results")) == 3
 
 
-async def test_no_credentials_outside_the_emulator_is_a_job_error(
-    output: Path, monkeypatch: pytest.MonkeyPatch
+async def test_no_token_outside_an_emulator_is_a_job_error(output: Path) -> None:
+    """No token source and no emulator: JobError saying what to set up, nothing sent."""
+    with pytest.raises(JobError, match=r"no service-account token.*STORAGE_EMULATOR_HOST"):
+        await upload_tree(output, "gs://results/x", token=None)
+
+
+async def test_a_token_that_cannot_be_had_is_a_job_error(
+    emulator: GcsEmulator, server: RunningServer, output: Path
 ) -> None:
-    """No emulator and google-auth finds no credentials: JobError saying what to set up."""
-    import google.auth  # noqa: PLC0415 - patched for this test only
-    from google.auth.exceptions import DefaultCredentialsError  # noqa: PLC0415
+    """The token source failing (metadata server gone) fails the upload naming the object."""
 
-    asked: list[object] = []
+    async def token() -> str:
+        raise MetadataError("the metadata server did not answer")
 
-    def no_credentials(scopes: object = None) -> object:
-        asked.append(scopes)
-        raise DefaultCredentialsError("Your default credentials were not found.")  # type: ignore[no-untyped-call]
+    with pytest.raises(JobError, match=r"no Cloud Storage token for gs://results/x/index\.npz"):
+        await upload(server, output, "gs://results/x", token=token)
+    assert emulator.calls == []
 
-    monkeypatch.setattr(google.auth, "default", no_credentials)
-    with pytest.raises(JobError, match=r"no Google credentials.*service account"):
-        await upload_tree(output, "gs://results/x", environ={})
-    assert asked == [["https://www.googleapis.com/auth/devstorage.read_write"]]
+
+async def test_checksum_mismatch_is_retried(
+    emulator: GcsEmulator, server: RunningServer, output: Path
+) -> None:
+    """A stored object whose CRC32C is not the file's is uploaded again."""
+    emulator.corrupt_checksums = 1
+    clock = FakeClock()
+    await upload(server, output, "gs://results/x", _policy(clock))
+    assert clock.slept == [1.0]
+    assert len(emulator.calls_for("upload")) == 4
+
+
+async def test_upload_then_download_round_trip(
+    emulator: GcsEmulator, server: RunningServer, output: Path, tmp_path: Path
+) -> None:
+    """What the agent uploads, its gs:// downloader reads back byte for byte, one token for both."""
+    emulator.expected_token = "ya29.both"
+
+    async def token() -> str:
+        return "ya29.both"
+
+    await upload(server, output, "gs://results/rt", token=token)
+    got = await download_all(
+        ["gs://results/rt/index.npz", "gs://results/rt/sub/drawn.png"],
+        tmp_path / "back",
+        allowed_hosts=frozenset(),
+        metadata_hosts=frozenset(),
+        max_total_bytes=10**6,
+        token=token,
+        storage_emulator_host=server.netloc,
+    )
+    assert [d.path.read_bytes() for d in got] == [
+        (output / "index.npz").read_bytes(),
+        (output / "sub" / "drawn.png").read_bytes(),
+    ]
+    assert {c.operation for c in emulator.calls} == {"upload", "download"}
 
 
 async def test_cancellation_stops_between_retries(
@@ -166,7 +216,7 @@ async def test_cancellation_stops_between_retries(
             await asyncio.Event().wait()
 
     policy = UploadPolicy(attempts=5, clock=BlockingClock())
-    task = asyncio.create_task(upload_tree(output, "gs://results/x", policy=policy))
+    task = asyncio.create_task(upload(server, output, "gs://results/x", policy))
     await asyncio.wait_for(waiting.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -1,14 +1,14 @@
-"""Publishing: sanitised final URI, file:// copy that replaces an earlier attempt, gs:// import."""
+"""Publishing: sanitised final URI, file:// copy that replaces an earlier attempt, gs:// upload."""
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 from notraining_agent.errors import ConfigError
 from notraining_agent.job.output import output_location, publish
+from notraining_testkit.emulators._server import served
+from notraining_testkit.emulators.gcs import GcsEmulator
 
 
 def tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -46,28 +46,24 @@ async def test_publish_replaces_an_earlier_attempt(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.parent.iterdir()) == ["42"]
 
 
-async def test_publish_gs_without_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """gs:// without the gcs module installed is a ConfigError naming the extra."""
-    monkeypatch.setitem(sys.modules, "notraining_agent.job.gcs_upload", None)  # import fails
-    with pytest.raises(ConfigError, match=r"notraining-agent\[gcs\]"):
-        await publish(tmp_path, "gs://bucket/results", ["a", "b", "c", "d", "e"])
+async def test_publish_gs_uploads_with_the_token_and_emulator_host(tmp_path: Path) -> None:
+    """gs:// uploads the folder under the final URI, with the token downloads use."""
+    emulator = GcsEmulator(buckets=("bucket",), expected_token="ya29.pub")
 
+    async def token() -> str:
+        return "ya29.pub"
 
-async def test_publish_gs_uploads_through_gcs_upload(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """gs:// hands the folder and the final URI to notraining_agent.job.gcs_upload.upload_tree."""
-    calls: list[tuple[Path, str]] = []
-
-    async def upload_tree(local_dir: Path, gs_uri: str) -> None:
-        calls.append((local_dir, gs_uri))
-
-    fake = types.ModuleType("notraining_agent.job.gcs_upload")
-    fake.upload_tree = upload_tree  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "notraining_agent.job.gcs_upload", fake)
-    uri = await publish(tmp_path, "gs://bucket/results", ["MX", "ig", "POP", "l", "42"])
+    folder = tree(tmp_path / "out", {"manifest.json": b"{}"})
+    async with served(emulator.app()) as running:
+        uri = await publish(
+            folder,
+            "gs://bucket/results",
+            ["MX", "ig", "POP", "l", "42"],
+            token=token,
+            storage_emulator_host=running.url,
+        )
     assert uri == "gs://bucket/results/MX/ig/POP/l/42"
-    assert calls == [(tmp_path, uri)]
+    assert emulator.objects("bucket") == {"results/MX/ig/POP/l/42/manifest.json": b"{}"}
 
 
 async def test_publish_rejects_other_schemes(tmp_path: Path) -> None:

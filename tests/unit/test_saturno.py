@@ -10,9 +10,9 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from aiohttp import web
-from notraining_agent.life.saturno import SATURNO_BACKOFF, SaturnoClient, retryable
+from notraining_agent.life.saturno import SATURNO_BACKOFF, SaturnoClient
 from notraining_agent.life.store import Report
-from notraining_agent.util.retry import Backoff
+from notraining_agent.util.retry import Backoff, retryable_status
 from notraining_testkit.emulators._server import RunningServer, served
 from notraining_testkit.emulators.saturno import SaturnoEmulator
 
@@ -326,5 +326,27 @@ async def test_default_backoff_has_jitter_within_bounds(
 
 def test_retryable_statuses() -> None:
     """Retryable: 408, 429 and every 5xx; nothing else."""
-    assert all(retryable(s) for s in (408, 429, 500, 501, 503, 599))
-    assert not any(retryable(s) for s in (200, 301, 400, 401, 403, 404, 409, 413))
+    assert all(retryable_status(s) for s in (408, 429, 500, 501, 503, 599))
+    assert not any(retryable_status(s) for s in (200, 301, 400, 401, 403, 404, 409, 413))
+
+
+async def test_retry_after_is_honoured_within_the_deadline(
+    session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A 503 with Retry-After: 5 waits 5 s before the next try; 120 s is cut to the deadline."""
+    answers = [(503, "5"), (503, "120")]
+
+    async def handle(_: web.Request) -> web.StreamResponse:
+        if not answers:
+            return web.json_response({"status": "ok"})
+        status, after = answers.pop(0)
+        return web.Response(status=status, headers={"Retry-After": after})
+
+    app = web.Application()
+    app.router.add_post("/done/", handle)
+    async with served(app) as running:
+        rep = report(running.url + "/done/", clock)
+        outcome = await client(session, clock).deliver(rep, deadline=clock.wall() + 30)
+    assert outcome == "delivered"
+    assert clock.sleeps == [5.0, 25.0]
+    assert rep.attempts == 3

@@ -1,4 +1,4 @@
-"""secret_ref reads: Secret Manager emulator, token from the metadata emulator via google-auth."""
+"""secret_ref reads: Secret Manager emulator, token from the metadata emulator's token path."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from notraining_agent.errors import ConfigError
 from notraining_agent.gce.credentials import TokenSource
+from notraining_agent.gce.metadata import MetadataClient
 from notraining_agent.gce.secrets import access_secret_version
 from notraining_agent.util.retry import Clock
 from notraining_testkit.emulators._server import served
@@ -54,8 +55,12 @@ class _Recording(Clock):
 async def world(session: aiohttp.ClientSession) -> AsyncIterator[World]:
     secrets = SecretManagerEmulator(expected_token=DEFAULT_ACCESS_TOKEN)
     secrets.add_secret(REF, VALUE)
-    async with served(MetadataEmulator().app()) as metadata, served(secrets.app()) as api:
-        yield World(secrets, api.url, TokenSource(metadata.netloc), session, [])
+    async with (
+        served(MetadataEmulator().app()) as metadata,
+        MetadataClient(metadata.netloc) as client,
+        served(secrets.app()) as api,
+    ):
+        yield World(secrets, api.url, TokenSource(client), session, [])
 
 
 async def test_reads_the_secret_with_the_metadata_token(

@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 
 from notraining_agent.errors import StopError
-from notraining_agent.util.retry import Backoff, Clock
+from notraining_agent.util.retry import (
+    Attempt,
+    Backoff,
+    Clock,
+    RetriesExhausted,
+    Transient,
+    retry,
+    retry_after,
+    retryable_error,
+    retryable_status,
+)
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -133,8 +143,8 @@ async def request_self_stop(
 ) -> None:
     """Ask GCE to stop or delete this instance; return once the request was accepted.
 
-    Retries 408, 429, 5xx, connection errors, timeouts and token fetch errors up to
-    ``attempts`` times (spaced by ``STOP_BACKOFF``); ``timeout`` bounds
+    Retries 408, 429, 5xx, connection errors, timeouts and token fetch errors, ``attempts``
+    tries in all (spaced by ``STOP_BACKOFF`` or Retry-After, capped at its 10 s); ``timeout`` bounds
     each call. Then polls the operation for up to ``wait_timeout`` seconds (0: do not
     wait); a poll failure is only logged, the request having been made.
 
@@ -208,31 +218,32 @@ async def _send(
     clock: Clock,
 ) -> Any:
     """Make the stop/delete request, retrying what a retry may fix; return the operation."""
-    delays = STOP_BACKOFF.delays()
-    for attempt in range(1, max(1, attempts) + 1):
+
+    async def attempt(_: Attempt) -> Any:
         try:
             return await _bounded(call, call_timeout, project=project, zone=zone, instance=name)
         except Exception as exc:
-            if not _is_transient(exc):
+            reason = _transient_reason(exc)
+            if reason is None:
                 raise StopError(
                     f"GCE refused to {mode} instance {name}: {_describe(exc)}; {hint}."
                 ) from exc
-            if attempt >= attempts:
-                raise StopError(
-                    f"Could not {mode} instance {name} after {attempts} attempts "
-                    f"(last: {_describe(exc)}); {hint}."
-                ) from exc
-            delay = next(delays)
-            log.warning(
-                "self-stop: %s request failed, attempt %d of %d (%s); retrying in %.0f s",
-                mode,
-                attempt,
-                attempts,
-                _describe(exc),
-                delay,
-            )
-            await clock.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            raise Transient(reason, retry_after=_retry_after(exc, clock)) from exc
+
+    try:
+        return await retry(
+            attempt,
+            what=f"self-stop: {mode} request",
+            clock=clock,
+            backoff=STOP_BACKOFF,
+            attempts=max(1, attempts),
+            logger=log,
+        )
+    except RetriesExhausted as exc:
+        raise StopError(
+            f"Could not {mode} instance {name} after {exc.attempts} attempts "
+            f"(last: {exc.reason}); {hint}."
+        ) from exc
 
 
 async def _poll(
@@ -245,7 +256,11 @@ async def _poll(
     wait_timeout: float,
     clock: Clock,
 ) -> None:
-    """Wait for the operation to be DONE, using the server-side ``wait`` call."""
+    """Wait for the operation to be DONE, using the server-side ``wait`` call.
+
+    A poll, not a retry: it asks again until the operation is done or ``wait_timeout``
+    passes, and only uses the policy's judgement of which failures to ask through.
+    """
     deadline = clock.monotonic() + wait_timeout
     op_name = operation.name
     while not _is_done(operation):
@@ -262,7 +277,7 @@ async def _poll(
                 operation=op_name,
             )
         except Exception as exc:
-            if not _is_transient(exc):
+            if _transient_reason(exc) is None:
                 # The least-privilege role grants no zoneOperations.get: the request stands.
                 log.info("self-stop: cannot poll operation %s (%s)", op_name, _describe(exc))
                 return
@@ -323,15 +338,31 @@ def _is_done(operation: Any) -> bool:
     return bool(operation.status == type(operation).Status.DONE)
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """True for what a retry may fix: 408, 429, 5xx, connection errors, timeouts."""
+def _transient_reason(exc: BaseException) -> str | None:
+    """The policy's verdict on a client library error: why a retry may fix it, or None.
+
+    google-api-core carries the HTTP status; requests' and google-auth's transport
+    errors (token fetch included) are connection failures.
+    """
     from google.api_core import exceptions as core  # noqa: PLC0415 - loaded with compute_v1
     from google.auth import exceptions as auth  # noqa: PLC0415 - same
 
     if isinstance(exc, core.GoogleAPICallError):
-        return exc.code in (408, 429) or (exc.code or 0) >= 500
-    # requests' errors are OSErrors; token fetch errors come from the metadata server.
-    return isinstance(exc, TimeoutError | OSError | auth.GoogleAuthError)
+        reason = retryable_status(exc.code or 0)
+        return None if reason is None else f"{reason} ({_describe(exc)})"
+    if isinstance(exc, auth.GoogleAuthError):
+        return f"no access token ({_describe(exc)})"
+    if isinstance(exc, OSError):  # requests' errors are OSErrors; no local I/O happens here
+        return f"connection failed ({_describe(exc)})"
+    return retryable_error(exc)
+
+
+def _retry_after(exc: BaseException, clock: Clock) -> float | None:
+    """The Retry-After of the answer behind a google-api-core error, if it had one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    return retry_after(value if isinstance(value, str) else None, now=clock.wall())
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,134 +1,193 @@
-"""Access tokens of the VM's default service account, through google-auth.
+"""Access tokens of the VM's default service account: one source for every Google call.
 
-google-auth builds metadata URLs from ``GCE_METADATA_HOST`` read once, when
-``google.auth.compute_engine._metadata`` is imported, and refreshes with whatever
-transport its caller hands in (proxy variables honoured). Neither suits the agent,
-so the credentials built here send every metadata request to the host the agent's
-own metadata client uses, through a ``requests`` session that ignores proxies. That
-holds for refreshes made by other libraries too (google-cloud-compute), since they
-go through :meth:`refresh`. google-auth is imported only when a token is first needed.
+:class:`TokenSource` asks the metadata server the agent discovered at boot
+(``instance/service-accounts/default/token``) through the agent's own
+:class:`~notraining_agent.gce.metadata.MetadataClient`: the same host, no proxy, no
+environment read at import time, no google-auth on the boot path. Secret Manager,
+Cloud Storage (both ways) and the self-stop permission check take ``token()``;
+google-cloud-compute, which wants a google-auth credentials object, gets
+:attr:`TokenSource.credentials`: a subclass of google-auth's public
+``Credentials`` whose ``refresh`` asks this same source, from the client's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
+import json
 import logging
-import os
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from notraining_agent.errors import MetadataError
-from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.gce.metadata import MetadataClient, MetadataStatusError
+from notraining_agent.util.retry import (
+    Attempt,
+    Backoff,
+    Clock,
+    RetriesExhausted,
+    Transient,
+    retry,
+    retryable_status,
+)
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
-REFRESH_MARGIN = 60.0  # seconds before expiry at which a cached token is replaced
-REFRESH_TIMEOUT = 60.0  # google-auth retries inside; this bounds the whole refresh
-_METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.google.internal.", "169.254.169.254"}
+TOKEN_PATH = "instance/service-accounts/default/token"  # noqa: S105 - a path, not a secret
+REFRESH_MARGIN = 300.0
+"""Seconds before expiry at which a cached token is replaced: more than google-auth's
+own 3 min 45 s threshold, so a client library never finds our token stale."""
+TOKEN_ATTEMPTS = 3
+TOKEN_DEADLINE = 30.0
+"""Bounds of one refresh: the VM's own metadata server answers in milliseconds."""
+TOKEN_BACKOFF = Backoff(initial=0.5, cap=4.0, jitter=False)
+"""Between token tries; each VM has its own metadata server, so no herd to spread."""
+_UNAVAILABLE = (
+    "Could not get an access token for the VM's default service account from the metadata "
+    "server at {host} ({cause}). Check that the VM has a service account attached with the "
+    "cloud-platform scope and that the metadata server answers."
 )
 
 
 class TokenSource:
-    """Default service-account access tokens, cached and refreshed off the event loop.
-
-    ``host`` is the metadata server (``host:port``); None means what
-    :meth:`MetadataClient.from_environ` picks from ``os.environ`` now.
-    """
+    """Default service-account access tokens, cached; concurrent callers share a refresh."""
 
     def __init__(
         self,
-        host: str | None = None,
+        metadata: MetadataClient,
         *,
         refresh_margin: float = REFRESH_MARGIN,
-        refresh_timeout: float = REFRESH_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
-        self.host = host if host is not None else MetadataClient.from_environ(os.environ).host
+        self.metadata = metadata
         self._refresh_margin = refresh_margin
-        self._refresh_timeout = refresh_timeout
+        self._clock = clock or Clock()
         self._lock = asyncio.Lock()
-        self._credentials: Any = None
+        self._token = ""
+        self._expires_wall = 0.0
+        self._credentials: Credentials | None = None
 
     @property
-    def credentials(self) -> Any:
-        """The google-auth credentials, for clients built elsewhere (google-cloud-compute)."""
-        if self._credentials is None:
-            self._credentials = _credentials_class(self.host)()
-        return self._credentials
+    def host(self) -> str:
+        """The metadata server the tokens come from (``host:port``)."""
+        return self.metadata.host
 
     async def token(self) -> str:
         """A valid access token; callers arriving during a refresh share its result."""
+        return (await self.token_and_expiry())[0]
+
+    async def token_and_expiry(self) -> tuple[str, float]:
+        """A valid token and when it expires (epoch seconds)."""
         async with self._lock:
-            if not self._fresh():
-                await self._refresh()
-            token: str = self.credentials.token
-            return token
+            if not self._token or self._expires_wall - self._clock.wall() <= self._refresh_margin:
+                self._token, self._expires_wall = await self._fetch()
+                left = self._expires_wall - self._clock.wall()
+                log.debug("Access token refreshed; expires in %.0f s", left)
+            return self._token, self._expires_wall
 
-    def _fresh(self) -> bool:
-        creds = self.credentials
-        if not creds.token or creds.expiry is None:
-            return False
-        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth: naive UTC
-        return bool((creds.expiry - now).total_seconds() > self._refresh_margin)
+    @property
+    def credentials(self) -> Credentials:
+        """google-auth credentials backed by this source, for google-cloud-compute.
 
-    async def _refresh(self) -> None:
-        from google.auth import exceptions  # noqa: PLC0415 - google-auth loads only when used
+        Read it on the event loop: its ``refresh`` runs in the client's worker thread
+        and hands the work back to this loop.
+        """
+        if self._credentials is None:
+            self._credentials = _bridge_class()(self, asyncio.get_running_loop())
+        return self._credentials
 
-        creds = self.credentials
+    async def _fetch(self) -> tuple[str, float]:
+        async def attempt(this: Attempt) -> tuple[str, float]:
+            try:
+                text = await self.metadata.get(TOKEN_PATH, timeout=this.timeout(5.0))
+            except MetadataStatusError as exc:
+                reason = retryable_status(exc.status)
+                if reason is None:
+                    raise
+                raise Transient(f"{reason}: {exc}") from exc
+            except MetadataError as exc:  # no answer: the metadata client says why
+                raise Transient(str(exc)) from exc
+            return _parse(text, self._clock.wall())
+
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(_refresh_blocking, creds), self._refresh_timeout
+            return await retry(
+                attempt,
+                what="Fetching an access token",
+                clock=self._clock,
+                backoff=TOKEN_BACKOFF,
+                attempts=TOKEN_ATTEMPTS,
+                deadline=self._clock.monotonic() + TOKEN_DEADLINE,
+                logger=log,
             )
-        except (exceptions.GoogleAuthError, TimeoutError) as exc:
-            raise MetadataError(
-                f"Could not get an access token for the VM's default service account from the "
-                f"metadata server at {self.host} ({type(exc).__name__}: {exc}). Check that the VM "
-                "has a service account attached with the cloud-platform scope and that the "
-                "metadata server answers."
-            ) from exc
-        log.debug("Access token refreshed; expires %s", creds.expiry)
+        except RetriesExhausted as exc:
+            raise MetadataError(_UNAVAILABLE.format(host=self.host, cause=exc)) from exc
+        except MetadataError as exc:
+            raise MetadataError(_UNAVAILABLE.format(host=self.host, cause=exc)) from exc
 
 
-def _refresh_blocking(creds: Any) -> None:
-    """Runs in a thread: refresh, then read universe_domain so nobody fetches it on the loop."""
-    creds.refresh(None)
-    _ = creds.universe_domain
+def _parse(text: str, now: float) -> tuple[str, float]:
+    """The token and its expiry from the metadata server's JSON answer."""
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise Transient("the token answer is not JSON") from exc
+    token = body.get("access_token") if isinstance(body, dict) else None
+    expires_in = body.get("expires_in") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+        raise Transient("the token answer has no access_token or expires_in")
+    return token, now + float(expires_in)
 
 
-@functools.cache
-def _credentials_class(host: str) -> type[Any]:
-    """A compute_engine.Credentials subclass whose metadata requests all go to ``host``."""
-    import requests  # noqa: PLC0415 - google-auth's own dependency, loaded with it
-    from google.auth import compute_engine  # noqa: PLC0415 - loaded only when used
-    from google.auth.compute_engine import _metadata  # noqa: PLC0415 - same
-    from google.auth.transport.requests import Request  # noqa: PLC0415 - same
+def _bridge_class() -> Callable[[TokenSource, asyncio.AbstractEventLoop], Credentials]:
+    """The google-auth Credentials subclass, built on first use (google-auth loads only then)."""
+    from google.auth import credentials, exceptions  # noqa: PLC0415 - off the boot path
 
-    session = requests.Session()
-    session.trust_env = False  # proxy variables must not see metadata requests
-    transport = Request(session)
+    class SourceCredentials(credentials.Credentials):
+        """google-auth credentials whose token comes from a :class:`TokenSource`.
 
-    def routed(url: str, method: str = "GET", **kwargs: Any) -> Any:
-        parts = urlsplit(url)
-        if parts.path.startswith("/computeMetadata/") and (
-            parts.netloc in _METADATA_HOSTS or parts.netloc == _metadata._GCE_METADATA_HOST
-        ):
-            url = urlunsplit(parts._replace(scheme="http", netloc=host))
-        return transport(url, method=method, **kwargs)
+        ``refresh`` ignores the transport it is handed: the token comes from the
+        metadata server the agent found, through the agent's own client.
+        """
 
-    class RoutedCredentials(compute_engine.Credentials):
-        """Credentials whose refresh ignores the caller's transport and uses ``routed``."""
+        def __init__(self, source: TokenSource, loop: asyncio.AbstractEventLoop) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self._source = source
+            self._loop = loop
+            self._refresh_lock = threading.Lock()
 
         def refresh(self, request: Any) -> None:
-            super().refresh(routed)  # type: ignore[no-untyped-call]
+            if self._loop.is_running() and _on_loop_thread(self._loop):
+                raise exceptions.RefreshError(  # type: ignore[no-untyped-call]
+                    "SourceCredentials.refresh was called on the event loop; call the "
+                    "client from a worker thread (asyncio.to_thread)"
+                )
+            with self._refresh_lock:
+                future = asyncio.run_coroutine_threadsafe(
+                    self._source.token_and_expiry(), self._loop
+                )
+                try:
+                    token, expires = future.result(TOKEN_DEADLINE + 5.0)
+                except MetadataError as exc:
+                    raise exceptions.RefreshError(str(exc)) from exc  # type: ignore[no-untyped-call]
+                except TimeoutError as exc:
+                    future.cancel()
+                    message = "no access token in time"
+                    raise exceptions.TransportError(message) from exc  # type: ignore[no-untyped-call]
+            self.token = token
+            # google-auth compares expiry with a naive UTC datetime.
+            self.expiry = datetime.datetime.fromtimestamp(expires, datetime.UTC).replace(
+                tzinfo=None
+            )
 
-        @property
-        def universe_domain(self) -> str:
-            if not self._universe_domain_cached:
-                domain = _metadata.get_universe_domain(routed)  # type: ignore[no-untyped-call]
-                self._universe_domain = domain
-                self._universe_domain_cached = True
-            return str(self._universe_domain)
+    return SourceCredentials
 
-    return RoutedCredentials
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -14,7 +14,7 @@ from notraining_agent.errors import MetadataError
 from notraining_agent.gce import InstanceInfo
 from notraining_agent.gce.local import local_instance_info
 from notraining_agent.gce.metadata import DEFAULT_REQUEST_TIMEOUT, MetadataClient
-from notraining_agent.util.retry import Backoff, Clock
+from notraining_agent.util.retry import Attempt, Backoff, Clock, RetriesExhausted, Transient, retry
 
 # The client's logger: discovery was part of notraining_agent.gce.metadata, and the "logger" field
 # of its lines in Cloud Logging stays what operators already filter on.
@@ -70,35 +70,35 @@ async def discover(
 
 
 async def _read_until(client: MetadataClient, boot_deadline: float, clock: Clock) -> InstanceInfo:
-    deadline = clock.monotonic() + boot_deadline
-    delays = BOOT_BACKOFF.delays()
-    attempt = 0
-    while True:
-        attempt += 1
-        remaining = deadline - clock.monotonic()
+    """Read the instance, retrying until ``boot_deadline`` seconds have passed.
+
+    Every MetadataError counts as transient here, not only the policy's statuses: at
+    boot the server (or the network to it) may answer oddly before it is ready, and on
+    a VM that says it is on GCE there is nothing better to do than wait for it.
+    """
+
+    async def attempt(this: Attempt) -> InstanceInfo:
         try:
-            return await client.read_instance(
-                timeout=max(0.1, min(DEFAULT_REQUEST_TIMEOUT, remaining))
-            )
+            return await client.read_instance(timeout=this.timeout(DEFAULT_REQUEST_TIMEOUT))
         except MetadataError as exc:
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                raise MetadataError(
-                    f"The metadata server at {client.base_url} did not answer usefully within "
-                    f"{boot_deadline:.0f} s ({attempt} attempts; last: {exc}) Check that the "
-                    "VM's network is up and 169.254.169.254 is reachable, or that "
-                    "GCE_METADATA_HOST names a running metadata server."
-                ) from exc
-            delay = min(next(delays), remaining)
-            log.warning(
-                "Metadata server not answering yet (attempt %d, %.0f s left): %s "
-                "Retrying in %.1f s.",
-                attempt,
-                remaining,
-                exc,
-                delay,
-            )
-            await clock.sleep(delay)
+            raise Transient(str(exc)) from exc
+
+    try:
+        return await retry(
+            attempt,
+            what="Reading the metadata server at boot",
+            clock=clock,
+            backoff=BOOT_BACKOFF,
+            deadline=clock.monotonic() + boot_deadline,
+            logger=log,
+        )
+    except RetriesExhausted as exc:
+        raise MetadataError(
+            f"The metadata server at {client.base_url} did not answer usefully within "
+            f"{boot_deadline:.0f} s ({exc.attempts} attempts; last: {exc.reason}) Check that "
+            "the VM's network is up and 169.254.169.254 is reachable, or that "
+            "GCE_METADATA_HOST names a running metadata server."
+        ) from exc
 
 
 def _says_gce(dmi_path: Path) -> bool:

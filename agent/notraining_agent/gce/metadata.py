@@ -39,6 +39,14 @@ WATCH_BACKOFF = Backoff(initial=0.5, cap=30.0, jitter=False)
 _GUEST_KEY = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
 
+class MetadataStatusError(MetadataError):
+    """The server answered, but not 200; ``status`` lets callers judge a retry."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class _Answer:
     status: int
@@ -143,6 +151,11 @@ class MetadataClient:
         Long polls with ``wait_for_change`` and the ETag of every answer, with our own
         timeout longer than ``timeout_sec``. Errors reconnect after a bounded backoff;
         the owner ends the watch by cancelling its task (or closing the generator).
+
+        This is the one retry loop outside :func:`notraining_agent.util.retry.retry`, on
+        purpose: a watch has no attempt count or deadline to exhaust (it lives as long as
+        its owner), every failure reconnects whatever it was, and its backoff starts
+        again after each success, none of which a bounded retry expresses.
         """
         if recursive and not path.endswith("/"):
             path += "/"
@@ -260,9 +273,10 @@ class MetadataClient:
             return answer
         detail = re.sub(r"<[^>]+>", " ", answer.text).split()
         hint = "the key does not exist" if answer.status == 404 else "see the server's answer"
-        raise MetadataError(
+        raise MetadataStatusError(
             f"The metadata server at {self.base_url} answered HTTP {answer.status} for {path!r} "
-            f"({hint}): {' '.join(detail)[:200]}"
+            f"({hint}): {' '.join(detail)[:200]}",
+            answer.status,
         )
 
 

@@ -4,7 +4,9 @@
 token. ``base`` is ``http://$STORAGE_EMULATOR_HOST`` when the caller read that
 variable (the google-cloud-storage convention), else Google's endpoint. The
 request goes to Google (or the operator's emulator), never to a host the job
-chose, so it skips the private-address refusal of http(s) URLs.
+chose, so it skips the private-address refusal of http(s) URLs. The API root and
+the token header are shared with uploads (:mod:`notraining_agent.job.gcs_upload`):
+both directions go the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from notraining_agent.errors import AgentError, JobError
+from notraining_agent.errors import JobError
 from notraining_agent.job.paths import shown_url
 
 GCS_API = "https://storage.googleapis.com"
@@ -39,19 +41,21 @@ def gcs_media_url(url: str, base: str) -> URL:
     ).with_query(alt="media")
 
 
+async def auth_headers(token: TokenSource | None, shown: str) -> dict[str, str]:
+    """``Authorization: Bearer`` from ``token`` (none without one); JobError naming ``shown``."""
+    if token is None:
+        return {}
+    try:
+        return {"Authorization": f"Bearer {await token()}"}
+    except Exception as exc:  # the token source raises MetadataError; name the URL here
+        raise JobError(
+            f"no Cloud Storage token for {shown} ({exc}); check the VM's service account "
+            "and its scopes"
+        ) from exc
+
+
 async def gcs_request(
     url: str, *, base: str, token: TokenSource | None
 ) -> tuple[URL, dict[str, str]]:
     """The media URL and headers (``Authorization: Bearer`` when a token source is given)."""
-    headers: dict[str, str] = {}
-    if token is not None:
-        try:
-            headers["Authorization"] = f"Bearer {await token()}"
-        except AgentError:
-            raise
-        except Exception as exc:  # google-auth raises many types; name the URL once here
-            raise JobError(
-                f"download of {shown_url(url)} failed: no Cloud Storage token ({exc}); "
-                "check the VM's service account and its scopes"
-            ) from exc
-    return gcs_media_url(url, base), headers
+    return gcs_media_url(url, base), await auth_headers(token, f"download of {shown_url(url)}")

@@ -1,49 +1,52 @@
-"""Upload a job's output folder to ``gs://bucket/prefix`` with google-cloud-storage.
+"""Upload a job's output folder to ``gs://bucket/prefix`` over the Cloud Storage JSON API.
 
-The library is synchronous, so each file goes up in a worker thread while the event
-loop keeps serving; retries and their waits happen here on the loop, so a cancelled
-job stops between files and tests do not sleep. Credentials come from google-auth's
-default chain (on a VM: the service account through the metadata server); when
-``STORAGE_EMULATOR_HOST`` is set the library talks to that emulator anonymously.
-Library retries are off: this module's policy is the only one, and it says so in logs.
+The same way downloads go (:mod:`notraining_agent.job.gcs_download`): plain aiohttp
+and the VM's bearer token from the agent's one token source (``gce.credentials``),
+or no token towards an emulator (``STORAGE_EMULATOR_HOST``) when there is none. Each
+file is one ``uploadType=media`` POST streamed from disk, and the object Cloud Storage
+returns must carry the file's CRC32C, or the upload is tried again. google-cloud-storage
+was the other way: it costs about 36 MiB and half a second to import, and a thread
+per call, for what is here one request per file.
 
-The Google libraries are imported at the top on purpose: this module *is* the ``gcs``
-extra's boundary, imported lazily by :mod:`notraining_agent.job.output`, so a VM without the
-extra fails that import and the operator gets a ConfigError naming the extra.
+Retries follow :mod:`notraining_agent.util.retry`, ``attempts`` per file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import mimetypes
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-import google.auth
-from google.api_core import exceptions as api
-from google.auth import exceptions as auth
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
-from requests import exceptions as http
+import aiohttp
+import google_crc32c
+from yarl import URL
 
 from notraining_agent.errors import ConfigError, JobError
-from notraining_agent.util.retry import Backoff, Clock
+from notraining_agent.job.gcs_download import TokenSource, auth_headers, gcs_base
+from notraining_agent.util.retry import (
+    Attempt,
+    Backoff,
+    Clock,
+    RetriesExhausted,
+    Transient,
+    retry,
+    retryable_error,
+    transient_answer,
+)
 
 log = logging.getLogger(__name__)
 
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 DEFAULT_ATTEMPTS = 5
 """Tries per file before the upload (and so the job's publication) fails."""
 DEFAULT_BACKOFF = Backoff(initial=1.0, factor=2.0, cap=30.0, jitter=True)
 DEFAULT_TIMEOUT = (10.0, 120.0)
 """Connect and read timeouts of each HTTP request, in seconds."""
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class UploadPolicy:
     backoff: Backoff = DEFAULT_BACKOFF
     clock: Clock = field(default_factory=Clock)
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
+
+
+class _Refused(Exception):  # noqa: N818 - a final answer, turned into JobError with advice
+    """Cloud Storage answered with a status no retry fixes."""
 
 
 def parse_gs_uri(gs_uri: str) -> tuple[str, str]:
@@ -80,14 +87,18 @@ def files_of(local_dir: Path) -> list[tuple[Path, str]]:
     return found
 
 
+def upload_url(base: str, bucket: str) -> URL:
+    """The JSON API media-upload endpoint of ``bucket`` (the object name goes in the query)."""
+    return URL(f"{base}/upload/storage/v1/b/{quote(bucket, safe='')}/o", encoded=True)
+
+
 async def upload_tree(
     local_dir: Path,
     gs_uri: str,
     *,
-    credentials: Any = None,
-    project: str | None = None,
+    token: TokenSource | None,
+    storage_emulator_host: str | None = None,
     policy: UploadPolicy | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Upload every file under ``local_dir`` to ``gs_uri/<relative path>``.
 
@@ -96,13 +107,31 @@ async def upload_tree(
     the job overwrites it).
     """
     policy = policy or UploadPolicy()
-    environ = os.environ if environ is None else environ
-    bucket_name, prefix = parse_gs_uri(gs_uri)
+    bucket, prefix = parse_gs_uri(gs_uri)
+    if token is None and not storage_emulator_host:
+        raise JobError(
+            f"cannot upload to {gs_uri}: no service-account token (not on GCE?); run on a VM "
+            "with a service account, or set STORAGE_EMULATOR_HOST for a local emulator"
+        )
     files = await asyncio.to_thread(files_of, local_dir)
-    bucket = await asyncio.to_thread(_bucket, bucket_name, credentials, project, environ)
-    for path, relative in files:
-        name = f"{prefix}/{relative}" if prefix else relative
-        await _upload_one(bucket, path, name, gs_uri, policy)
+    connect, read = policy.timeout
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+    url = upload_url(gcs_base(storage_emulator_host), bucket)
+    # Proxy variables are honoured as for any Google API call; no cookies are kept.
+    async with aiohttp.ClientSession(
+        timeout=timeout, trust_env=True, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        for path, relative in files:
+            name = f"{prefix}/{relative}" if prefix else relative
+            await _upload_one(
+                session,
+                url,
+                path=path,
+                target=f"gs://{bucket}/{name}",
+                name=name,
+                token=token,
+                policy=policy,
+            )
     log.info(
         "uploaded %d files to %s",
         len(files),
@@ -111,82 +140,112 @@ async def upload_tree(
     )
 
 
-def _bucket(name: str, credentials: Any, project: str | None, environ: Mapping[str, str]) -> Any:
-    """A bucket handle (no request yet); credentials resolved now, in this thread."""
-    if credentials is None:
-        if environ.get(EMULATOR_ENV):
-            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-            project = project or "emulator"
-        else:
-            try:
-                credentials, found_project = google.auth.default(scopes=list(SCOPES))
-            except auth.DefaultCredentialsError as exc:
-                raise JobError(
-                    f"no Google credentials to upload to gs://{name} ({exc}); run on a VM "
-                    "with a service account or set GOOGLE_APPLICATION_CREDENTIALS"
-                ) from exc
-            project = project or found_project
-    client = storage.Client(project=project, credentials=credentials)
-    return client.bucket(name)
-
-
 async def _upload_one(
-    bucket: Any, path: Path, name: str, gs_uri: str, policy: UploadPolicy
+    session: aiohttp.ClientSession,
+    url: URL,
+    *,
+    path: Path,
+    target: str,
+    name: str,
+    token: TokenSource | None,
+    policy: UploadPolicy,
 ) -> None:
-    """One file, retried on transient errors; JobError when it cannot be done."""
+    """One file, retried on what the policy calls transient; JobError when it cannot be done."""
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    delays = policy.backoff.delays()
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            await asyncio.to_thread(_put, bucket, path, name, content_type, policy.timeout)
-        except Exception as exc:  # classified below; the library raises many types
-            transient = _is_transient(exc)
-            if not transient or attempt == policy.attempts:
-                advice = (
-                    "Cloud Storage kept failing; try the job again later"
-                    if transient
-                    else "check the bucket exists and the VM's service account may write to it"
-                )
-                raise JobError(
-                    f"upload of {path.name} to gs://{bucket.name}/{name} failed after "
-                    f"{attempt} attempt(s) ({_describe(exc)}); {advice}"
-                ) from exc
-            delay = next(delays)
-            log.warning(
-                "upload of %s failed (%s); attempt %d of %d, next in %.1f s",
-                name,
-                _describe(exc),
-                attempt,
-                policy.attempts,
-                delay,
-                extra={"output_uri": gs_uri},
-            )
-            await policy.clock.sleep(delay)
-        else:
-            return
+    try:
+        expected = await asyncio.to_thread(_crc32c_of, path)
+    except OSError as exc:
+        raise JobError(f"cannot read {path} to upload it ({exc.strerror})") from exc
+
+    media = url.with_query(uploadType="media", name=name)
+    tries = 0
+
+    async def attempt(this: Attempt) -> None:
+        nonlocal tries
+        tries = this.number
+        headers = {"Content-Type": content_type, **await auth_headers(token, target)}
+        await _post(
+            session, media, path=path, headers=headers, expected=expected, clock=policy.clock
+        )
+
+    try:
+        await retry(
+            attempt,
+            what=f"upload of {name}",
+            clock=policy.clock,
+            backoff=policy.backoff,
+            attempts=policy.attempts,
+            logger=log,
+            extra={"output_uri": target},
+        )
+    except _Refused as exc:
+        raise JobError(
+            f"upload of {path.name} to {target} failed after {tries} attempt(s) ({exc}); check the "
+            "bucket exists and the VM's service account may write to it"
+        ) from exc
+    except RetriesExhausted as exc:
+        raise JobError(
+            f"upload of {path.name} to {target} failed after {exc.attempts} attempt(s) "
+            f"({exc.reason}); Cloud Storage kept failing; try the job again later"
+        ) from exc
 
 
-def _put(
-    bucket: Any, path: Path, name: str, content_type: str, timeout: tuple[float, float]
+async def _post(
+    session: aiohttp.ClientSession,
+    url: URL,
+    *,
+    path: Path,
+    headers: dict[str, str],
+    expected: str,
+    clock: Clock,
 ) -> None:
-    blob = bucket.blob(name)
-    blob.upload_from_filename(str(path), content_type=content_type, timeout=timeout, retry=None)
+    """One media upload; returns when the stored object's CRC32C is the file's."""
+    try:
+        file = await asyncio.to_thread(path.open, "rb")
+    except OSError as exc:
+        raise JobError(f"cannot read {path} to upload it ({exc.strerror})") from exc
+    try:
+        # aiohttp reads a file body in the default executor, never on the loop.
+        async with session.post(url, data=file, headers=headers, allow_redirects=False) as answer:
+            status = answer.status
+            text = await answer.text(errors="replace")
+            transient = transient_answer(status, answer.headers, now=clock.wall())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = retryable_error(exc)
+        if reason is None:
+            raise JobError(f"upload to {url.host} failed: {type(exc).__name__}: {exc}") from exc
+        raise Transient(reason) from exc
+    finally:
+        await asyncio.to_thread(file.close)
+    if status != 200:
+        problem = f"HTTP {status}, {_google_message(text)}"
+        if transient is None:
+            raise _Refused(problem)
+        raise Transient(problem, retry_after=transient.retry_after)
+    stored = _json(text).get("crc32c")
+    if stored != expected:
+        raise Transient(f"the stored object's CRC32C ({stored}) is not the file's ({expected})")
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """408/429/5xx answers, timeouts and broken connections are worth another try."""
-    if isinstance(exc, api.GoogleAPICallError):
-        return exc.code in RETRYABLE_STATUS
-    if isinstance(exc, auth.TransportError | http.ConnectionError | http.Timeout):
-        return True
-    return isinstance(exc, ConnectionError | TimeoutError)
+def _crc32c_of(path: Path) -> str:
+    """The file's CRC32C as the JSON API writes it: base64 of the big-endian 32 bits."""
+    crc = 0
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            crc = google_crc32c.extend(crc, chunk)
+    return base64.b64encode(int(crc).to_bytes(4, "big")).decode("ascii")
 
 
-def _describe(exc: BaseException) -> str:
-    """A short cause: the HTTP status and Google's message, not the whole response body."""
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    text = f"{type(exc).__name__}: {message}"
-    if isinstance(code, int):
-        text = f"HTTP {code}, {text}"
-    return text[:300]
+def _json(text: str) -> dict[str, object]:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _google_message(text: str) -> str:
+    """Google's error message from its JSON error shape, else the start of the body."""
+    error = _json(text).get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message) if message else text.strip()[:200]

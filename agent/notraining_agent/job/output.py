@@ -4,23 +4,23 @@ The final place is ``output_uri/<country>/<channel>/<category>/<label>/<ntd_tran
 with every part passed through :func:`~notraining_agent.job.paths.safe_part`. ``file://``
 copies the tree into a temporary folder beside the target, then renames it into
 place, replacing what an earlier attempt of the same job left there. ``gs://``
-uploads through ``notraining_agent.job.gcs_upload.upload_tree``, imported only when used
-(the ``gcs`` extra).
+uploads through :func:`notraining_agent.job.gcs_upload.upload_tree`, with the token
+and emulator host downloads use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from notraining_agent.errors import ConfigError, JobError
+from notraining_agent.job.gcs_download import TokenSource
+from notraining_agent.job.gcs_upload import upload_tree
 from notraining_agent.job.paths import safe_part
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,18 @@ def output_location(output_uri: str, parts: Sequence[str]) -> str:
     return "/".join([output_uri.rstrip("/"), *(safe_part(part) for part in parts)])
 
 
-async def publish(local_dir: Path, output_uri: str, parts: Sequence[str]) -> str:
-    """Copy or upload ``local_dir`` to its final place and return that URI."""
+async def publish(
+    local_dir: Path,
+    output_uri: str,
+    parts: Sequence[str],
+    *,
+    token: TokenSource | None = None,
+    storage_emulator_host: str | None = None,
+) -> str:
+    """Copy or upload ``local_dir`` to its final place and return that URI.
+
+    ``token`` and ``storage_emulator_host`` are for ``gs://``, as for downloads.
+    """
     final = output_location(output_uri, parts)
     if final.startswith("file://"):
         target = _file_path(final)
@@ -43,19 +53,9 @@ async def publish(local_dir: Path, output_uri: str, parts: Sequence[str]) -> str
                 f"output could not be written to {final} ({exc}); check output_uri and disk space"
             ) from exc
     elif final.startswith("gs://"):
-        try:
-            # The gcs extra, lazily and in a thread: importing google-cloud-storage takes
-            # a noticeable fraction of a second the event loop must not spend.
-            module = await asyncio.to_thread(
-                importlib.import_module, "notraining_agent.job.gcs_upload"
-            )
-        except ImportError as exc:
-            raise ConfigError(
-                f"config: output_uri={output_uri} needs Cloud Storage support; "
-                "install notraining-agent[gcs]"
-            ) from exc
-        upload_tree = cast("Callable[[Path, str], Awaitable[None]]", module.upload_tree)
-        await upload_tree(local_dir, final)
+        await upload_tree(
+            local_dir, final, token=token, storage_emulator_host=storage_emulator_host
+        )
     else:
         raise ConfigError(f"config: output_uri={output_uri} must start with file:// or gs://")
     log.info("output published to %s", final, extra={"event": "published", "output_uri": final})

@@ -108,6 +108,8 @@ async def run_job(
         output_dir,
         settings.output_uri,  # config.resolve() fills the file://<state_dir>/results default
         [spec.country, spec.channel, spec.category, spec.label, spec.ntd_transaction_id],
+        token=token,
+        storage_emulator_host=storage_emulator_host,
     )
     _stage("done", ids, arts=result.arts, output_uri=uri)
     return JobOutcome(

@@ -1,7 +1,9 @@
 """Reports to Saturno, retried until delivered or until ``notify_deadline`` (contract section 3).
 
 Retried: 408, 429, every 5xx, connection errors and timeouts, with exponential
-backoff and full jitter (1 s doubling, capped at 60 s). Final: any other 4xx.
+backoff and full jitter (1 s doubling, capped at 60 s), or after what ``Retry-After``
+asks, never past the deadline; all by the one policy of
+:mod:`notraining_agent.util.retry`. Final: any other answer (4xx, 3xx).
 Either way the caller's lifecycle goes on: an undelivered report never keeps a
 VM up. Each try carries the report's own ``Idempotency-Key``.
 """
@@ -15,18 +17,25 @@ import aiohttp
 
 from notraining_agent.life.store import Report, ReportOutcome
 from notraining_agent.logs import utc_iso
-from notraining_agent.util.retry import Backoff, Clock
+from notraining_agent.util.retry import (
+    Attempt,
+    Backoff,
+    Clock,
+    RetriesExhausted,
+    Transient,
+    retry,
+    retryable_error,
+    transient_answer,
+)
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({408, 429})
 ATTEMPT_TIMEOUT = 30.0
 SATURNO_BACKOFF = Backoff(initial=1.0, factor=2.0, cap=60.0, jitter=True)
 
 
-def retryable(status: int) -> bool:
-    """Whether an answer with ``status`` is worth another try."""
-    return status in RETRY_STATUSES or status >= 500
+class _Refused(Exception):  # noqa: N818 - Saturno's final answer, turned into "refused"
+    """A non-retryable answer; its message is the status and the start of the body."""
 
 
 class SaturnoClient:
@@ -58,55 +67,51 @@ class SaturnoClient:
 
         ``on_attempt`` runs after each try so the caller can persist the count.
         """
-        delays = self._backoff.delays()
         extra = {"event": "report", "report": report.kind, "idempotency_key": report.key}
-        while True:
+
+        async def attempt(this: Attempt) -> None:
             report.attempts += 1
-            remaining = deadline - self._clock.wall()
-            status, problem = await self._post(
-                report, max(1.0, min(self._attempt_timeout, remaining))
-            )
-            if on_attempt is not None:
-                await on_attempt(report)
-            if status is not None and 200 <= status < 300:
-                log.info(
-                    "%s report delivered (attempt %d)", report.kind, report.attempts, extra=extra
-                )
-                return "delivered"
-            if status is not None and not retryable(status):
-                log.error(
-                    "%s report refused by Saturno with HTTP %d (%s); not retrying: check "
-                    "the URL and saturno_token",
-                    report.kind,
-                    status,
-                    problem,
-                    extra=extra,
-                )
-                return "refused"
-            delay = next(delays)
-            remaining = deadline - self._clock.wall()
-            if remaining <= 0:
-                log.error(
-                    "%s report not delivered after %d attempts (%s); notify_deadline passed, "
-                    "giving up",
-                    report.kind,
-                    report.attempts,
-                    problem,
-                    extra=extra,
-                )
-                return "expired"
-            log.warning(
-                "%s report attempt %d failed (%s); retrying in %.1f s until %s",
-                report.kind,
-                report.attempts,
-                problem,
-                min(delay, remaining),
-                utc_iso(deadline),
+            try:
+                await self._post(report, this.timeout(self._attempt_timeout, shortest=1.0))
+            finally:
+                if on_attempt is not None:
+                    await on_attempt(report)
+
+        # The policy counts on the monotonic clock; notify_deadline is wall time.
+        until = self._clock.monotonic() + (deadline - self._clock.wall())
+        try:
+            await retry(
+                attempt,
+                what=f"{report.kind} report (until {utc_iso(deadline)})",
+                clock=self._clock,
+                backoff=self._backoff,
+                deadline=until,
+                logger=log,
                 extra=extra,
             )
-            await self._clock.sleep(min(delay, remaining))
+        except _Refused as exc:
+            log.error(
+                "%s report refused by Saturno with %s; not retrying: check the URL and "
+                "saturno_token",
+                report.kind,
+                exc,
+                extra=extra,
+            )
+            return "refused"
+        except RetriesExhausted as exc:
+            log.error(
+                "%s report not delivered after %d attempts (%s); notify_deadline passed, giving up",
+                report.kind,
+                exc.attempts,
+                exc.reason,
+                extra=extra,
+            )
+            return "expired"
+        log.info("%s report delivered (attempt %d)", report.kind, report.attempts, extra=extra)
+        return "delivered"
 
-    async def _post(self, report: Report, timeout: float) -> tuple[int | None, str]:
+    async def _post(self, report: Report, timeout: float) -> None:
+        """One try: returns on 2xx, raises Transient or _Refused otherwise."""
         headers = {
             "Authorization": self._authorization(),
             "Idempotency-Key": report.key,
@@ -120,9 +125,18 @@ class SaturnoClient:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as response:
+                if 200 <= response.status < 300:
+                    return
                 text = (await response.content.read(300)).decode("utf-8", "replace")
-                return response.status, f"HTTP {response.status}: {text.strip()[:200]}"
-        except TimeoutError:
-            return None, f"no answer within {timeout:.0f} s"
-        except aiohttp.ClientError as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+                problem = f"HTTP {response.status}: {text.strip()[:200]}"
+                transient = transient_answer(
+                    response.status, response.headers, now=self._clock.wall()
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = retryable_error(exc)
+            if reason is None:
+                raise _Refused(f"{type(exc).__name__}: {exc}") from exc
+            raise Transient(reason) from exc
+        if transient is None:
+            raise _Refused(problem)
+        raise Transient(problem, retry_after=transient.retry_after)

@@ -54,7 +54,7 @@ async def load(
     ]
     loaded = cfg.resolve(layers, local_mode=not instance.on_gce)
     # Tokens come from the metadata server discover() found, not from a second env read.
-    tokens = TokenSource(metadata.host) if metadata is not None and instance.on_gce else None
+    tokens = TokenSource(metadata) if metadata is not None and instance.on_gce else None
     settings = loaded.settings
     if settings.secret_ref is not None:
         if tokens is None:

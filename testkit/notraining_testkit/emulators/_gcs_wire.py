@@ -1,4 +1,4 @@
-"""Wire details of the Cloud Storage JSON API the emulator needs: bodies and checksums.
+"""Wire details of the Cloud Storage JSON API the emulator needs: resources and checksums.
 
 Kept apart from :mod:`notraining_testkit.emulators.gcs` so the emulator reads as its endpoints.
 """
@@ -8,36 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-
-
-def split_related(headers: Any, body: bytes) -> tuple[dict[str, Any], bytes, str]:
-    """The JSON metadata part and the media part of a ``multipart/related`` body."""
-    content_type = headers.get("Content-Type", "")
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        raise ValueError("no boundary in Content-Type")
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    parts = [p for p in body.split(delimiter)[1:] if not p.startswith(b"--")]
-    if len(parts) != 2:
-        raise ValueError(f"expected 2 parts, got {len(parts)}")
-    (_, meta_body), (media_head, media_body) = (_part(p) for p in parts)
-    media_type = ""
-    for line in media_head.decode("latin-1").split("\r\n"):
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "content-type":
-            media_type = value.strip()
-    return json_or_empty(meta_body), media_body, media_type
-
-
-def _part(raw: bytes) -> tuple[bytes, bytes]:
-    raw = raw.removeprefix(b"\r\n")
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return head, body.removesuffix(b"\r\n")
 
 
 def json_or_empty(body: bytes) -> dict[str, Any]:
@@ -51,7 +25,7 @@ def json_or_empty(body: bytes) -> dict[str, Any]:
 def crc32c(data: bytes) -> str:
     """Base64 of the big-endian CRC32C, the form the JSON API uses."""
     try:
-        import google_crc32c  # noqa: PLC0415 - shipped with google-cloud-storage
+        import google_crc32c  # noqa: PLC0415 - the agent's own dependency
 
         value = int(google_crc32c.value(data))
     except ImportError:

@@ -1,25 +1,23 @@
-"""A Cloud Storage JSON API fake: the slice google-cloud-storage and the job downloader use.
+"""A Cloud Storage JSON API fake: the slice the agent uses, both ways.
 
-Buckets and objects live in memory. Uploads are accepted the three ways the real
-library sends them (``uploadType=multipart``, ``media`` and ``resumable`` with
-chunked ``PUT``s and ``308`` answers); objects carry the ``crc32c`` and ``md5Hash``
-the library checks after an upload, and media answers carry ``X-Goog-Hash``.
-``GET /storage/v1/b/{bucket}/o/{object}?alt=media`` (the job downloader) and
-``/download/storage/v1/...`` (the library) both serve an object's bytes.
+Buckets and objects live in memory. The agent uploads with ``uploadType=media``
+(``POST /upload/storage/v1/b/{bucket}/o?name=...``) and checks the ``crc32c`` of the
+object resource it gets back; it downloads with
+``GET /storage/v1/b/{bucket}/o/{object}?alt=media``, whose answers carry
+``X-Goog-Hash``. Object metadata, listing, deletion and buckets are there for tests
+and the demo to look around.
 
-Point google-cloud-storage at it with ``STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT``
-(the library then uses anonymous credentials). Errors use Google's JSON error shape,
-so ``google.api_core`` maps them to the same exception classes as in production.
+Point the agent at it with ``STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT``. Errors use
+Google's JSON error shape. ``corrupt_checksums`` makes the next uploads report a
+wrong CRC32C, as a corrupted transfer would.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -30,23 +28,11 @@ from notraining_testkit.emulators._faults import Faults
 from notraining_testkit.emulators._faults import google_error as _error
 from notraining_testkit.emulators._gcs_wire import StoredObject
 
-Operation = Literal["upload", "upload_chunk", "download", "get", "list", "delete", "bucket"]
+Operation = Literal["upload", "download", "get", "list", "delete", "bucket"]
 """The API calls the emulator answers; faults and the call record are keyed by them."""
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _generations = itertools.count(1_700_000_000_000_001)
-_RANGE = re.compile(r"bytes (?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)")
-
-
-@dataclass
-class _Session:
-    """A resumable upload in progress."""
-
-    bucket: str
-    name: str
-    content_type: str
-    metadata: dict[str, str]
-    data: bytearray = field(default_factory=bytearray)
 
 
 @dataclass(frozen=True)
@@ -70,7 +56,8 @@ class GcsEmulator(Faults[Operation]):
         self.expected_token = expected_token
         self.buckets: dict[str, dict[str, StoredObject]] = {name: {} for name in buckets}
         self.calls: list[GcsCall] = []
-        self._sessions: dict[str, _Session] = {}
+        self.corrupt_checksums = 0
+        """How many of the next uploads answer with a wrong ``crc32c``."""
 
     # -- steering -----------------------------------------------------------------------
 
@@ -111,10 +98,8 @@ class GcsEmulator(Faults[Operation]):
         app = web.Application(client_max_size=1024**3)
         routes: list[tuple[str, str, Operation, _Handler]] = [
             ("POST", "/upload/storage/v1/b/{bucket}/o", "upload", self._upload),
-            ("PUT", "/upload/storage/v1/b/{bucket}/o", "upload_chunk", self._chunk),
             ("GET", "/storage/v1/b/{bucket}/o", "list", self._list),
             ("GET", "/storage/v1/b/{bucket}/o/{object:.+}", "get", self._get),
-            ("GET", "/download/storage/v1/b/{bucket}/o/{object:.+}", "download", self._get),
             ("DELETE", "/storage/v1/b/{bucket}/o/{object:.+}", "delete", self._delete),
             ("GET", "/storage/v1/b/{bucket}", "bucket", self._get_bucket),
             ("POST", "/storage/v1/b", "bucket", self._insert_bucket),
@@ -147,74 +132,14 @@ class GcsEmulator(Faults[Operation]):
         if bucket not in self.buckets:
             return _no_bucket(bucket)
         kind = request.query.get("uploadType", "")
-        body = await request.read()
-        if kind == "media":
-            content_type = request.headers.get("Content-Type", "")
-            name = request.query.get("name", "")
-            return self._store(request, bucket, name, body, content_type=content_type)
-        if kind == "multipart":
-            try:
-                meta, data, content_type = wire.split_related(request.headers, body)
-            except ValueError as exc:
-                return _error(400, f"Bad multipart body: {exc}", "invalid")
-            name = str(meta.get("name") or request.query.get("name", ""))
-            content_type = str(meta.get("contentType") or content_type)
-            return self._store(
-                request,
-                bucket,
-                name,
-                data,
-                content_type=content_type,
-                metadata=meta.get("metadata"),
+        if kind != "media":
+            return _error(
+                400, f"Unsupported uploadType {kind!r}; the agent sends media.", "invalid"
             )
-        if kind == "resumable":
-            return self._start_session(request, bucket, body)
-        return _error(400, f"Unsupported uploadType {kind!r}.", "invalid")
-
-    def _start_session(self, request: web.Request, bucket: str, body: bytes) -> web.Response:
-        """Open a resumable upload; its URL goes back in ``Location``."""
-        meta = wire.json_or_empty(body)
-        name = str(meta.get("name") or request.query.get("name", ""))
-        if not name:
-            return _error(400, "Required: object name.", "required")
-        content_type = str(
-            meta.get("contentType") or request.headers.get("X-Upload-Content-Type", "")
-        )
-        upload_id = uuid.uuid4().hex
-        self._sessions[upload_id] = _Session(
-            bucket, name, content_type, dict(meta.get("metadata") or {})
-        )
-        location = (
-            f"{request.url.origin()}/upload/storage/v1/b/{bucket}/o"
-            f"?uploadType=resumable&upload_id={upload_id}"
-        )
-        return web.Response(status=200, headers={"Location": location})
-
-    async def _chunk(self, request: web.Request) -> web.StreamResponse:
-        session = self._sessions.get(request.query.get("upload_id", ""))
-        if session is None:
-            return _error(404, "No such upload session.", "notFound")
         body = await request.read()
-        match = _RANGE.fullmatch(request.headers.get("Content-Range", "").strip())
-        if match is None:
-            return _error(400, "Missing or bad Content-Range.", "invalid")
-        if match.group("start") is not None:
-            start = int(match.group("start"))
-            if start != len(session.data):
-                return _resume_incomplete(session)  # the client resends from our Range
-            session.data.extend(body)
-        total = match.group("total")
-        if total == "*" or len(session.data) < int(total):
-            return _resume_incomplete(session)
-        del self._sessions[request.query["upload_id"]]
-        return self._store(
-            request,
-            session.bucket,
-            session.name,
-            bytes(session.data),
-            content_type=session.content_type,
-            metadata=session.metadata,
-        )
+        content_type = request.headers.get("Content-Type", "")
+        name = request.query.get("name", "")
+        return self._store(request, bucket, name, body, content_type=content_type)
 
     def _store(
         self,
@@ -224,14 +149,15 @@ class GcsEmulator(Faults[Operation]):
         data: bytes,
         *,
         content_type: str,
-        metadata: object = None,
     ) -> web.Response:
         if not name:
             return _error(400, "Required: object name.", "required")
         stored = self.put(bucket, name, data, content_type)
-        if isinstance(metadata, dict):
-            stored.metadata = {str(k): str(v) for k, v in metadata.items()}
-        return web.json_response(stored.resource(_base(request)))
+        resource = stored.resource(_base(request))
+        if self.corrupt_checksums > 0:
+            self.corrupt_checksums -= 1
+            resource["crc32c"] = wire.crc32c(data + b"corrupted")
+        return web.json_response(resource)
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         bucket, name = request.match_info["bucket"], _object_name(request)
@@ -307,12 +233,6 @@ def _object_name(request: web.Request) -> str:
     """The object name from the raw path: slashes inside it arrive as ``%2F``."""
     raw = request.raw_path.split("?", 1)[0]
     return unquote(raw.split("/o/", 1)[1])
-
-
-def _resume_incomplete(session: _Session) -> web.Response:
-    """308 with ``Range`` saying how much was received, as the resumable protocol wants."""
-    headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
-    return web.Response(status=308, headers=headers)
 
 
 def _base(request: web.Request) -> str:
