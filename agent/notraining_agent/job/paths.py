@@ -11,6 +11,7 @@ Both return one path component that is never empty, ``.`` or ``..``.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from pathlib import PurePosixPath
 
@@ -95,6 +96,24 @@ def shown_url(url: str | URL) -> str:
         return str(parsed.with_user(None).with_query(None).with_fragment(None))
     except (ValueError, TypeError):
         return "<unparsable URL>"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`shown_url`.
+
+    Library messages quote the URL they failed on (aiohttp's ``ClientResponseError``
+    does, query and all), so a signed URL's signature would reach the end report,
+    ``/status`` and the logs through ``str(exc)``.
+    """
+    return _URL_IN_TEXT.sub(lambda match: shown_url(match.group(0)), text)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Class: message`` for an exception, URLs shown without query or credentials."""
+    return f"{type(exc).__name__}: {scrub_urls(str(exc))}"
 
 
 def url_basename(url: str) -> str:
