@@ -220,11 +220,14 @@ class GatedHandler(RequestHandler):
         aiohttp's own answer quotes the bad line back, which may be a header the client
         sent (an ``Authorization``); its log line is made one INFO line by :mod:`.server`.
         """
-        self.logger.info(
-            "refused a malformed request from %s: %s",
-            request.remote,
-            type(exc).__name__ if exc is not None else status,
-        )
+        if status >= 500:  # our fault, not the client's: keep the traceback
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        else:
+            self.logger.info(
+                "refused a malformed request from %s: %s",
+                request.remote,
+                type(exc).__name__ if exc is not None else status,
+            )
         if request.writer.output_size > 0:
             raise ConnectionError("the answer was already being sent; closing the connection")
         if status >= 500:

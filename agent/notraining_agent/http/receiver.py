@@ -10,6 +10,8 @@ Slow clients are bounded three ways: the request head must arrive within
 the body within ``body_timeout`` (else 408), and a refused body is drained for at
 most ``LINGERING_SECONDS`` before the connection is closed. Bodies are counted
 after aiohttp's transparent decompression, so a gzip bomb is cut off at the limit.
+Connections are capped and an unauthenticated one carries a single request with a
+bounded head (:mod:`notraining_agent.http.gate`); a valid token marks its connection.
 How the application is served (runner, head timeout, lingering, log filter) is in
 :mod:`notraining_agent.http.server`; ``start_receiver`` is re-exported here.
 """

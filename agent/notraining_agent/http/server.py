@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`.receiver` (what each request gets) because serving is about
 sockets and timeouts: slow heads, lingering drains, header sizes, shutdown, and keeping
-aiohttp's own error lines free of request bytes.
+aiohttp's own error lines free of request bytes. Who gets a connection at all (caps,
+eviction, the head-size bound) is :mod:`.gate`'s.
 """
 
 from __future__ import annotations
