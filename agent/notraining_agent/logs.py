@@ -3,7 +3,8 @@
 Fields: ``time`` (ISO 8601 UTC), ``severity``, ``message``, ``logger``, the job's ids
 while a job is current (a context variable, so every module's lines carry them), and
 whatever a caller put in ``extra=``. Known secret values are replaced by ``***`` in
-every line, as a last guard behind the rule that secrets are never logged.
+every line, as a last guard behind the rule that secrets are never logged, and URLs in
+tracebacks lose their query (signed URLs carry their signature there).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
+
+from notraining_agent.job.paths import scrub_urls
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _NO_JOB: Mapping[str, str | None] = MappingProxyType({})
@@ -71,7 +74,8 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # Tracebacks quote library messages, which may hold a signed URL's query.
+            entry["exception"] = scrub_urls(self.formatException(record.exc_info))
         line = json.dumps(entry, default=str, ensure_ascii=False)
         for secret in _secrets:
             line = line.replace(secret, "***")

@@ -109,9 +109,13 @@ async def test_disk_full_when_the_state_is_saved_still_reports_and_stops(
         assert end.body["status"] == "failed", end.body
         assert "No space left on device" in end.body["error"]
         assert scene.systemctl_calls() == ["poweroff"]
-        assert agent.events("state_save_failed"), "the lost durability must be logged"
+        # Each save first replaces state.json.prev, which frees the page the next write
+        # needs, so on a full disk the saves may well succeed; if one did not, it is logged.
         json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))  # the last good one
         assert not (state_dir / f"{STATE_FILE}.corrupt").exists()
+        record = StateStore(state_dir).open()
+        saved = record.end is not None and record.end.outcome == "delivered"
+        assert saved or agent.events("state_save_failed"), "the lost durability must be logged"
 
 
 async def test_write_refused_during_download_fails_the_job_cleanly(scene: Scene) -> None:

@@ -13,6 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
+from notraining_agent.http.gate import (
+    BACKLOG,
+    FD_RESERVE,
+    MAX_CONNECTIONS,
+    WANTED_OPEN_FILES,
+    limits_for,
+)
 
 from tests.infra.tools import CLOUD_INIT_DIR, require, run
 
@@ -103,6 +110,15 @@ def test_agent_unit_matches_the_agent() -> None:
     assert section["After"] == section["Wants"] == "network-online.target"
     assert section["SuccessAction"] == section["FailureAction"] == "poweroff"
     assert "StartLimitBurst" in section and "StartLimitIntervalSec" in section
+
+
+def test_agent_unit_sets_the_open_files_limit_the_receiver_caps_are_made_for() -> None:
+    """LimitNOFILE is set (the sandbox forbids setrlimit) and leaves room past the caps."""
+    limit = int(unit_file("notraining-agent.service")["Service"]["LimitNOFILE"])
+    assert limit == WANTED_OPEN_FILES
+    caps = limits_for(limit)
+    assert caps.connections == MAX_CONNECTIONS
+    assert limit - caps.connections - BACKLOG >= FD_RESERVE
 
 
 def test_deadman_timer_powers_off_without_python() -> None:

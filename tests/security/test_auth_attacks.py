@@ -276,6 +276,15 @@ WEAK = {
     "static-published": ("static", "changeme", "token", "published sample secret"),
     "static-jwt-io-sample": ("static", JWT_IO_SAMPLE, "token", "'your-256-bit-secret'"),
     "static-one-character": ("static", "a" * 40, "token", "distinct characters"),
+    # A public sample token is as public as key as it is as token (issue 14).
+    "jwt-sample-token-as-secret": ("jwt", JWT_IO_SAMPLE, "jwt_secret", "'your-256-bit-secret'"),
+    "static-bearer-sample-token": (
+        "static",
+        f"Bearer {JWT_IO_SAMPLE}",
+        "token",
+        "'your-256-bit-secret'",
+    ),
+    "static-bearer-prefix": ("static", f"Bearer {secrets.token_hex(24)}", "token", "'Bearer'"),
 }
 
 

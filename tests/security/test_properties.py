@@ -27,7 +27,7 @@ from notraining_agent.errors import InputRefusedError, InvalidJobError
 from notraining_agent.job.archive import extract_zip
 from notraining_agent.job.fetch import _unique_targets
 from notraining_agent.job.output import _file_path, output_location
-from notraining_agent.job.paths import PART_MAX_CHARS, safe_part, url_basename
+from notraining_agent.job.paths import PART_MAX_CHARS, id_folder, safe_part, url_basename
 from notraining_agent.job.payload import decode_body
 from notraining_agent.job.spec import MAX_ARTS_PATH, JobSpec, parse_job
 from notraining_agent.job.urlguard import AddressRefusedError, GuardedResolver, static_refusal
@@ -273,7 +273,22 @@ def test_output_paths_have_five_parts_under_the_root(parts: list[str]) -> None:
     final = _file_path(output_location("file:///srv/results", parts))
     assert final.parent.parent.parent.parent.parent == Path("/srv/results")
     assert all(0 < len(part) <= PART_MAX_CHARS and part not in (".", "..") for part in final.parts)
-    assert [safe_part(p) for p in final.parts[-5:]] == list(final.parts[-5:])  # idempotent
+    assert [safe_part(p) for p in final.parts[-5:-1]] == list(final.parts[-5:-1])  # idempotent
+    assert final.parts[-1] == id_folder(parts[-1])
+
+
+@PROPERTY
+@given(st.text(), st.text())
+@example("ntd-4711/2", "ntd-4711_2")
+@example("x" * 64 + "a", "x" * 64 + "b")
+@example("\uff21\uff22\uff23", "ABC")
+def test_different_ids_get_different_output_folders(first: str, second: str) -> None:
+    """Property: two distinct ntd_transaction_ids never share an output folder (issue 14)."""
+    assume(first != second)
+    assert id_folder(first) != id_folder(second)
+    for folder in (id_folder(first), id_folder(second)):
+        assert 0 < len(folder) <= PART_MAX_CHARS and "/" not in folder
+        assert folder not in (".", "..") and not folder.startswith(".")
 
 
 _hostile_paths = st.one_of(

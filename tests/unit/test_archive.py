@@ -253,3 +253,17 @@ async def test_async_wrapper_and_cancel(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not (tmp_path / "big").exists()
+
+
+def test_directory_claiming_more_compressed_bytes_than_the_archive_holds(tmp_path: Path) -> None:
+    """A central directory that lies about compress_size cannot lift the ratio limit (issue 14)."""
+    data = bytearray(make_zip([("bomb.bmp", bytes(5_000_000))]))
+    central = data.find(b"PK\x01\x02")
+    struct.pack_into("<L", data, central + 20, 1_000_000_000)  # compressed size
+    refused(tmp_path, bytes(data), "more compressed bytes than the archive holds")
+
+
+def test_folder_entry_holding_data_is_refused(tmp_path: Path) -> None:
+    """An entry whose mode bits say folder but which carries bytes is refused by name."""
+    refused(tmp_path, make_zip([typed("photo.png", stat.S_IFDIR | 0o755, b"pixels")]), "photo.png")
+    refused(tmp_path, make_zip([("pics/", b"data")]), "'pics/' is a folder")

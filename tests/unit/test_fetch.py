@@ -266,3 +266,49 @@ async def test_gs_download_uses_json_api_and_token(tmp_path: Path) -> None:
     assert seen == [("/storage/v1/b/my-bucket/o/arts%2Fa%20b.png?alt=media", "Bearer ya29.test")]
     assert results[0].name == "a b.png"
     assert results[0].path.read_bytes() == b"gs-bytes"
+
+
+async def test_a_url_named_like_another_ones_temporary_file(
+    arts: ArtServer, server: RunningServer, tmp_path: Path
+) -> None:
+    """``a.png`` and ``.a.png.part`` each get their own bytes: no temp name is a target."""
+    arts.add_file("one/a.png", b"the real a.png " * 1000)
+    arts.add_file("two/.a.png.part", b"another file " * 1000)
+    urls = [f"{server.url}/one/a.png", f"{server.url}/two/.a.png.part"]
+    results = await fetch(urls, tmp_path / "in", server)
+    expected = [b"the real a.png " * 1000, b"another file " * 1000]
+    for result, data in zip(results, expected, strict=True):
+        assert result.path.read_bytes() == data
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert leftovers(tmp_path / "in") == [".a.png.part", "a.png"]
+
+
+async def test_a_malformed_answer_never_puts_the_signed_query_in_the_error(
+    tmp_path: Path,
+) -> None:
+    """aiohttp's error text carries the full URL; the job's error keeps only the shown URL."""
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    raw = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    netloc = f"127.0.0.1:{raw.sockets[0].getsockname()[1]}"
+    signed = f"http://{netloc}/a.zip?X-Goog-Signature=deadbeefcafe&X-Goog-Credential=sa%40p"
+    try:
+        with pytest.raises(InputRefusedError) as info:
+            await download_all(
+                [signed],
+                tmp_path,
+                allowed_hosts=frozenset({netloc}),
+                metadata_hosts=frozenset(),
+                max_total_bytes=BIG,
+            )
+    finally:
+        raw.close()
+        await raw.wait_closed()
+    message = str(info.value)
+    assert f"http://{netloc}/a.zip" in message
+    assert "deadbeefcafe" not in message and "X-Goog" not in message

@@ -216,3 +216,15 @@ def test_setup_routes_every_logger_to_the_stream() -> None:
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["message"] == "hello"
     assert line["logger"] == "notraining_agent.some.module"
+
+
+def test_a_traceback_shows_urls_without_their_query(capture: tuple[logging.Logger, Lines]) -> None:
+    """A library message quoting a signed URL reaches the log without its signature."""
+    logger, lines = capture
+    try:
+        fail(ValueError("400, url='https://arts.test/a.zip?X-Goog-Signature=cafe&x=1'"))
+    except ValueError:
+        logger.exception("download failed")
+    (line,) = lines()
+    assert "https://arts.test/a.zip'" in line["exception"]
+    assert "X-Goog-Signature" not in line["exception"]

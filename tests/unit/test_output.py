@@ -72,3 +72,25 @@ async def test_publish_rejects_other_schemes(tmp_path: Path) -> None:
         await publish(tmp_path, "s3://bucket", ["a"])
     with pytest.raises(ConfigError):
         await publish(tmp_path, "file://host/share", ["a"])
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("ntd-4711/2", "ntd-4711_2"),
+        ("x" * 64 + "a", "x" * 64 + "b"),
+        ("\uff21\uff22\uff23", "ABC"),
+        ("ABC", "ABC~" + "0" * 32),
+    ],
+)
+def test_different_ids_never_share_an_output_place(first: str, second: str) -> None:
+    """Lossy sanitising cannot map two ntd_transaction_ids to one folder (issue 14)."""
+    parts = ["MX", "instagram", "POP", "summer"]
+    assert output_location("gs://b/r", [*parts, first]) != output_location(
+        "gs://b/r", [*parts, second]
+    )
+
+
+def test_a_plain_id_keeps_its_own_name() -> None:
+    """An id that needs no sanitising is its folder's name, as operators expect."""
+    assert output_location("gs://b/r", ["MX", "ig", "POP", "s", "ntd-4711"]).endswith("/ntd-4711")

@@ -17,6 +17,7 @@ from notraining_agent.life.store import (
     Report,
     ReportOutcome,
     StateStore,
+    _encode,
 )
 
 from tests.fakes import job_spec
@@ -136,7 +137,7 @@ async def test_concurrent_saves_leave_a_valid_file(tmp_path: Path) -> None:
     loaded = StateStore(tmp_path).open()
     assert loaded.boot_id is not None
     assert loaded.boot_id.startswith("b")
-    assert names(tmp_path) == [STATE_FILE]
+    assert names(tmp_path) == [STATE_FILE, f"{STATE_FILE}.prev"]
 
 
 @pytest.mark.parametrize(
@@ -217,3 +218,60 @@ def test_job_public_view() -> None:
     assert view["arts"] == 2
     assert "zip_art" not in view
     json.dumps(view)
+
+
+def _wrong_shapes() -> list[object]:
+    """Valid JSON whose parts have the wrong types: such files crashed the agent at start."""
+    good = json.loads(json.dumps(_encoded(full_record())))
+    shapes: list[object] = [
+        pytest.param(json.dumps({"version": 1, "job": "x"}), id="job-a-string"),
+        pytest.param(json.dumps({"version": 1, "register": "x"}), id="register-a-string"),
+        pytest.param(json.dumps({"version": 1, "end": []}), id="end-a-list"),
+        pytest.param(json.dumps({"version": 1, "boot_id": 5}), id="boot-id-a-number"),
+    ]
+    for path, value in [
+        (("job", "accepted_at"), "yesterday"),
+        (("job", "attempts"), "3"),
+        (("job", "spec"), "x"),
+        (("job", "spec", "arts_path"), 7),
+        (("job", "spec", "ntd_transaction_id"), None),
+        (("job", "warnings"), "w"),
+        (("job", "state"), "flying"),
+        (("end", "attempts"), None),
+        (("end", "outcome"), "lost"),
+        (("end", "body"), []),
+        (("register", "created_at"), True),
+    ]:
+        bad = json.loads(json.dumps(good))
+        node = bad
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        shapes.append(pytest.param(json.dumps(bad), id="-".join(path)))
+    return shapes
+
+
+def _encoded(record: AgentRecord) -> dict[str, object]:
+    return _encode(record)
+
+
+@pytest.mark.parametrize("content", _wrong_shapes())
+def test_state_file_of_the_wrong_shape_is_corrupt_not_a_crash(tmp_path: Path, content: str) -> None:
+    """Wrong types anywhere in the file are treated like a corrupt file (issue 14)."""
+    (tmp_path / STATE_FILE).write_text(content, encoding="utf-8")
+    assert StateStore(tmp_path).open() == AgentRecord()
+    assert (tmp_path / f"{STATE_FILE}.corrupt").read_text(encoding="utf-8") == content
+
+
+async def test_a_corrupt_newest_write_falls_back_to_the_previous_state(tmp_path: Path) -> None:
+    """Corruption of the newest write loses at most that write: state.json.prev is read."""
+    store = StateStore(tmp_path)
+    store.open()
+    older = full_record()
+    await store.save(older)
+    newer = full_record()
+    newer.boot_id = "boot-2"
+    await store.save(newer)
+    (tmp_path / STATE_FILE).write_text('{"version": 1, "job": "x"}', encoding="utf-8")
+    assert StateStore(tmp_path).open() == older
+    assert (tmp_path / f"{STATE_FILE}.corrupt").exists()

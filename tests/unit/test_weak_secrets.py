@@ -88,9 +88,9 @@ def test_static_token_signed_with_a_private_secret_passes() -> None:
     assert weakness(token, static_token=True) is None
 
 
-def test_jwt_secret_that_looks_like_a_jwt_is_only_checked_as_a_secret() -> None:
-    """In jwt mode the secret is a key, not a token: the JWT rule does not apply."""
-    token = jwt.encode({"sub": "x"}, "secret")
+def test_jwt_secret_that_is_a_jwt_signed_by_a_strong_key_is_only_checked_as_a_secret() -> None:
+    """In jwt mode a JWT-shaped key is fine unless a published secret signed it."""
+    token = jwt.encode({"sub": "x"}, STRONG)
     assert weakness(token, static_token=False) is None
 
 
@@ -101,3 +101,19 @@ def test_jwt_secret_that_looks_like_a_jwt_is_only_checked_as_a_secret() -> None:
 def test_malformed_tokens_are_not_signed_by_anyone(token: str) -> None:
     """Garbage, unsigned or non-object headers never crash the check."""
     assert published_signing_secret(token) is None
+
+
+def test_a_jwt_signed_with_a_published_secret_is_weak_as_a_jwt_secret() -> None:
+    """A published sample token used as jwt_secret is refused: anyone can sign with it."""
+    token = jwt.encode({"token": "sample"}, "your-256-bit-secret", algorithm="HS256")
+    assert weakness(token, static_token=False) is not None
+    assert "your-256-bit-secret" in str(weakness(token, static_token=False))
+
+
+@pytest.mark.parametrize("scheme", ["Bearer ", "bearer ", "BEARER  "])
+def test_a_static_token_with_the_bearer_scheme_is_refused(scheme: str) -> None:
+    """``Bearer <token>`` as the static token is refused; its weakness is judged on the token."""
+    sample = jwt.encode({"token": "sample"}, "your-256-bit-secret", algorithm="HS256")
+    assert "your-256-bit-secret" in str(weakness(scheme + sample, static_token=True))
+    assert "Bearer" in str(weakness(scheme + STRONG, static_token=True))
+    assert weakness(STRONG, static_token=True) is None

@@ -10,6 +10,8 @@ Slow clients are bounded three ways: the request head must arrive within
 the body within ``body_timeout`` (else 408), and a refused body is drained for at
 most ``LINGERING_SECONDS`` before the connection is closed. Bodies are counted
 after aiohttp's transparent decompression, so a gzip bomb is cut off at the limit.
+Connections are capped and an unauthenticated one carries a single request with a
+bounded head (:mod:`notraining_agent.http.gate`); a valid token marks its connection.
 How the application is served (runner, head timeout, lingering, log filter) is in
 :mod:`notraining_agent.http.server`; ``start_receiver`` is re-exported here.
 """
@@ -28,6 +30,7 @@ from aiohttp import hdrs, web
 from notraining_agent.config import Settings
 from notraining_agent.errors import InvalidJobError
 from notraining_agent.http.auth import Authenticator
+from notraining_agent.http.gate import trust, untrusted
 from notraining_agent.http.server import RunningReceiver, start_receiver
 from notraining_agent.job.payload import decode_body, is_supported
 from notraining_agent.job.spec import parse_job
@@ -48,6 +51,7 @@ METADATA_HOSTS: web.AppKey[frozenset[str]] = web.AppKey("metadata_hosts")
 BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("body_timeout")
 OPENAPI = web.AppKey("openapi", bytes)
 NTD_ID: web.RequestKey[str] = web.RequestKey("ntd_transaction_id")
+REFUSAL: web.RequestKey[web.Response | None] = web.RequestKey("refusal")
 
 _dumps = functools.partial(json.dumps, default=str)
 
@@ -78,10 +82,28 @@ def _too_large(limit: int) -> web.Response:
     return response
 
 
+def _authorised(request: web.Request) -> bool:
+    """The token check; a connection that passes it is trusted from then on (see gate)."""
+    if not request.app[AUTHENTICATOR].check(request.headers.get(hdrs.AUTHORIZATION)):
+        return False
+    trust(request)
+    return True
+
+
 def _refuse_before_reading(request: web.Request) -> web.Response | None:
-    """Auth, then content type, then the announced size: all decided on headers alone."""
+    """Auth, then content type, then the announced size: all decided on headers alone.
+
+    Decided once per request: the ``Expect: 100-continue`` handler decides first.
+    """
+    if REFUSAL in request:
+        return request[REFUSAL]
+    request[REFUSAL] = _refusal_on_headers(request)
+    return request[REFUSAL]
+
+
+def _refusal_on_headers(request: web.Request) -> web.Response | None:
     app = request.app
-    if not app[AUTHENTICATOR].check(request.headers.get(hdrs.AUTHORIZATION)):
+    if not _authorised(request):
         return _unauthorised()
     if not is_supported(request.headers.get(hdrs.CONTENT_TYPE, "")):
         return _error(
@@ -141,6 +163,22 @@ def _known_id(fields: dict[str, object] | None) -> str | None:
     return None
 
 
+async def _expect_continue(request: web.Request) -> web.Response | None:
+    """``Expect: 100-continue``: ask for the body only when the headers pass every check.
+
+    aiohttp's default sends ``100 Continue`` before the handler runs, inviting a body
+    that auth or size would refuse. A refusal is left for :func:`receive_job` to answer
+    (and the request to be logged like any other).
+    """
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if expect.lower() != "100-continue":
+        return _error(417, "only Expect: 100-continue is understood; send no other Expect")
+    if _refuse_before_reading(request) is None and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's own handler: the answer is still to come
+    return None
+
+
 async def receive_job(request: web.Request) -> web.Response:
     """``POST /receiver_no_training/``: take, recognise or refuse a job."""
     refusal = _refuse_before_reading(request)
@@ -173,7 +211,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """``GET /status``: the agent state and the current job, for holders of the token."""
-    if not request.app[AUTHENTICATOR].check(request.headers.get(hdrs.AUTHORIZATION)):
+    if not _authorised(request):
         return _unauthorised()
     return web.json_response(dict(request.app[DESK].status()), dumps=_dumps)
 
@@ -209,16 +247,28 @@ async def _outcomes(request: web.Request, handler: Any) -> web.StreamResponse:
         _log_outcome(request, 499, started, loop.time())  # client went away mid-request
         raise
     except Exception:
-        log.exception("receiver fault on %s %s", request.method, request.path)
+        log.exception("receiver fault on %s %s", request.method, shown_path(request.path))
         response = _error(500, "internal error in the agent; see its log")
+    if untrusted(request):
+        response.force_close()  # one request per connection until a valid token is shown
     _log_outcome(request, response.status, started, loop.time())
     return response
 
 
+def shown_path(path: str) -> str:
+    """``path`` for a log line: control, bidi and other invisible characters escaped.
+
+    The path is percent-decoded, so ``%1b`` or ``%E2%80%AE`` would reach a terminal or
+    a log viewer raw and could rewrite what an operator reads.
+    """
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in path)
+
+
 def _log_outcome(request: web.Request, status_code: int, started: float, ended: float) -> None:
+    path = shown_path(request.path)
     extra: dict[str, object] = {
         "http_method": request.method,
-        "http_path": request.path,
+        "http_path": path,
         "http_status": status_code,
         "duration_ms": round((ended - started) * 1000, 1),
     }
@@ -226,7 +276,7 @@ def _log_outcome(request: web.Request, status_code: int, started: float, ended: 
     if ntd_id is not None:
         extra["ntd_transaction_id"] = ntd_id
     suffix = f" ntd_transaction_id={ntd_id}" if ntd_id is not None else ""
-    log.info("%s %s -> %d%s", request.method, request.path, status_code, suffix, extra=extra)
+    log.info("%s %s -> %d%s", request.method, path, status_code, suffix, extra=extra)
 
 
 def build_app(
@@ -245,8 +295,8 @@ def build_app(
     app[METADATA_HOSTS] = metadata_hosts
     app[BODY_TIMEOUT_KEY] = body_timeout
     app[OPENAPI] = resources.files("notraining_agent.http").joinpath("openapi.json").read_bytes()
-    app.router.add_post(RECEIVER_PATH, receive_job)
-    app.router.add_post(RECEIVER_PATH.rstrip("/"), receive_job)
+    app.router.add_post(RECEIVER_PATH, receive_job, expect_handler=_expect_continue)
+    app.router.add_post(RECEIVER_PATH.rstrip("/"), receive_job, expect_handler=_expect_continue)
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/status", status, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)

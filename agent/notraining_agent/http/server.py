@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`.receiver` (what each request gets) because serving is about
 sockets and timeouts: slow heads, lingering drains, header sizes, shutdown, and keeping
-aiohttp's own error lines free of request bytes.
+aiohttp's own error lines free of request bytes. Who gets a connection at all (caps,
+eviction, the head-size bound) is :mod:`.gate`'s.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from notraining_agent.errors import ConfigError
+from notraining_agent.http.gate import (
+    MAX_HEADERS,
+    ConnectionGate,
+    GatedSite,
+    Limits,
+    Quiet,
+    limits_for,
+    raise_open_files_limit,
+)
 
 HEADER_TIMEOUT = 15.0
 """Seconds a connection may take to send a request head (and stay idle between requests)."""
@@ -32,15 +43,18 @@ class _NoRequestBytes(logging.Filter):
     not an agent error either, so these become one INFO line naming the error class.
     So does a client hanging up mid-body: ``_outcomes`` in :mod:`.receiver` logs it
     as 499 and re-raises, and aiohttp would add an ERROR traceback per dropped connection.
+    And so does a body that cannot be decoded (``Content-Encoding: gzip`` over bytes that
+    are not): aiohttp meets it while draining the body of a refused request, and anyone
+    could otherwise write a 40-line ERROR with one unauthenticated request.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError | ConnectionError):
+        if isinstance(exc, HttpProcessingError | RequestPayloadError | ConnectionError):
             record.msg = (
-                "refused a malformed request from %s: %s"
-                if isinstance(exc, HttpProcessingError)
-                else "a client from %s went away mid-request: %s"
+                "a client from %s went away mid-request: %s"
+                if isinstance(exc, ConnectionError)
+                else "refused a malformed request from %s: %s"
             )
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
             record.args = (remote, type(exc).__name__)
@@ -63,6 +77,7 @@ class RunningReceiver:
     runner: web.AppRunner
     host: str
     port: int
+    gate: ConnectionGate
 
     async def close(self) -> None:
         """Stop the server, giving in-flight requests up to ``SHUTDOWN_SECONDS``."""
@@ -75,20 +90,30 @@ async def start_receiver(
     port: int,
     *,
     header_timeout: float = HEADER_TIMEOUT,
+    limits: Limits | None = None,
+    quiet: Quiet | None = None,
 ) -> RunningReceiver:
-    """Serve ``app`` on ``host:port`` (0 = any free port); raises ConfigError if it cannot bind."""
+    """Serve ``app`` on ``host:port`` (0 = any free port); raises ConfigError if it cannot bind.
+
+    ``limits`` default to what the open-files limit (raised first) leaves room for.
+    """
+    gate = ConnectionGate(limits or limits_for(raise_open_files_limit()), quiet or Quiet())
+    handler_args: dict[str, object] = {
+        "access_log": None,  # _outcomes logs each request once, without headers
+        "keepalive_timeout": header_timeout,  # also bounds the time to send the first head
+        "lingering_time": LINGERING_SECONDS,
+        "max_field_size": MAX_HEADER_FIELD_BYTES,
+        "max_headers": MAX_HEADERS,
+        "logger": _http_log,
+    }
     runner = web.AppRunner(
         app,
         handle_signals=False,  # the lifecycle owns SIGTERM (exit 0, state saved)
-        access_log=None,  # _outcomes logs each request once, without headers
-        keepalive_timeout=header_timeout,
-        lingering_time=LINGERING_SECONDS,
-        max_field_size=MAX_HEADER_FIELD_BYTES,
-        logger=_http_log,
+        access_log=None,
         shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = GatedSite(runner, host, port, gate=gate, handler_args=handler_args)
     try:
         await site.start()
     except OSError as exc:
@@ -98,4 +123,4 @@ async def start_receiver(
             "set listen_host/port to a free address this user may bind"
         ) from exc
     bound_port = int(runner.addresses[0][1]) if runner.addresses else port
-    return RunningReceiver(runner=runner, host=host, port=bound_port)
+    return RunningReceiver(runner=runner, host=host, port=bound_port, gate=gate)

@@ -132,15 +132,27 @@ def published_signing_secret(token: str) -> str | None:
     return None
 
 
+def _without_scheme(secret: str) -> str:
+    """``secret`` without a leading ``Bearer`` scheme, as the receiver reads a header."""
+    head, _, rest = secret.strip().partition(" ")
+    return rest.strip() if head.lower() == "bearer" and rest.strip() else secret
+
+
 def weakness(secret: str, *, static_token: bool) -> str | None:
     """Why ``secret`` must not be used, as a phrase ("is shorter than 32 bytes"), or None.
 
-    ``static_token``: also refuse a token that is a JWT signed with a published secret.
+    In both modes a JWT signed with a published secret is refused: a public sample
+    token is public whether it is sent or signed with. A static token is judged
+    without a ``Bearer`` prefix, and the prefix itself is refused: the receiver strips
+    one scheme, so such a token would accept ``Bearer Bearer <token>``.
     """
-    if is_published(secret):
+    core = _without_scheme(secret)
+    if is_published(secret) or is_published(core):
         return "is a published sample secret"
-    if static_token and (signer := published_signing_secret(secret)) is not None:
+    if (signer := published_signing_secret(core)) is not None:
         return f"is a JWT signed with the published sample secret {signer!r}"
+    if static_token and core != secret:
+        return "starts with the 'Bearer' scheme; set the token alone (clients add the scheme)"
     if len(secret.encode()) < MIN_SECRET_BYTES:
         return f"is shorter than {MIN_SECRET_BYTES} bytes"
     if len(set(secret)) < MIN_DISTINCT_CHARACTERS:

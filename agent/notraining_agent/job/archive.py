@@ -7,10 +7,13 @@ in a Unix extra field, encrypted entries, compression other than stored or defla
 folder, overlapping entries (the "better zip bomb" trick), more than ``max_entries``
 entries (counted in the central directory before zipfile loads it) or folders, more
 than ``max_total_bytes`` written, and an entry that inflates more than ``max_ratio``
-times its compressed size. Sizes are counted while writing; header sizes are never
-trusted. An entry that is itself an archive (zip, gzip, bzip2, xz, 7z, rar: read from
-its first bytes, not its name) is refused, never opened: a package of arts holds
-images, and a nested archive is how 42.zip-style bombs hide. ``__MACOSX/``,
+times its compressed size, where an entry's compressed extent must lie inside the
+file and overlap no other (so the sizes the directory claims add up to at most the
+archive's real size). Inflated sizes are counted while writing; header sizes are never
+trusted. A folder entry that holds data is refused, not silently dropped. An entry
+that is itself an archive (zip, gzip, bzip2, xz, 7z, rar: read from its first bytes,
+not its name) is refused, never opened: a package of arts holds images, and a nested
+archive is how 42.zip-style bombs hide. ``__MACOSX/``,
 ``.DS_Store`` and ``._*`` files are skipped. On any failure the whole ``dest_dir``
 is removed. The checks on raw bytes (magic, end records, nested archives) are in
 :mod:`notraining_agent.job.zipscan`.
@@ -48,6 +51,7 @@ STOP_WAIT_SECONDS = 10.0
 # becomes gigabytes in memory before any size check runs.
 _SUPPORTED = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflate64"}
+_EMPTY_DEFLATE_BYTES = 2  # an empty deflate stream; a folder entry holds nothing more
 _UNIX_EXTRA = 0x000D
 _UNIX_EXTRA_FIXED = 12  # atime, mtime, uid, gid
 _FILE_KINDS = {
@@ -124,7 +128,7 @@ def extract_zip(
         dest_dir.mkdir(parents=True, exist_ok=True)
         try:
             with archive:
-                plan = _plan(archive, name, max_entries)
+                plan = _plan(archive, name, max_entries, os.fstat(raw.fileno()).st_size)
                 return _extract(
                     archive,
                     plan,
@@ -165,13 +169,13 @@ def _is_junk(parts: tuple[str, ...]) -> bool:
 
 
 def _plan(
-    archive: zipfile.ZipFile, name: str, max_entries: int
+    archive: zipfile.ZipFile, name: str, max_entries: int, archive_size: int
 ) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """Check every entry before writing anything; the files to extract, in archive order."""
     infos = archive.infolist()
     if len(infos) > max_entries:
         raise refused(name, f"it has more than {max_entries} entries")
-    _check_overlap(infos, name)
+    _check_extents(infos, name, archive_size)
     plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     files: set[tuple[str, ...]] = set()
     folders: set[tuple[str, ...]] = set()
@@ -180,7 +184,15 @@ def _plan(
         kind = _special_kind(info)
         if kind:
             raise refused(name, f"entry {info.filename[:200]!r} is {kind}")
-        if info.is_dir() or stat.S_ISDIR(info.external_attr >> 16) or _is_junk(parts):
+        if info.is_dir() or stat.S_ISDIR(info.external_attr >> 16):
+            if info.file_size > 0 or info.compress_size > _EMPTY_DEFLATE_BYTES:
+                raise refused(
+                    name,
+                    f"entry {info.filename[:200]!r} is a folder that holds data "
+                    f"({info.file_size} bytes); re-zip the files as plain files",
+                )
+            continue
+        if _is_junk(parts):
             continue
         if info.flag_bits & 0x1:
             raise refused(name, f"entry {info.filename[:200]!r} is encrypted")
@@ -228,9 +240,21 @@ def _names_a_link_target(extra: bytes) -> bool:
     return False
 
 
-def _check_overlap(infos: list[zipfile.ZipInfo], name: str) -> None:
-    """Refuse entries whose data overlap: many names over one compressed stream is a bomb."""
+def _check_extents(infos: list[zipfile.ZipInfo], name: str, archive_size: int) -> None:
+    """Each entry's compressed data must lie inside the file, and no two may overlap.
+
+    Many names over one compressed stream is a bomb; a ``compress_size`` past the end of
+    the file would lift the ratio limit (which is based on it). Together the two make
+    the directory's sizes add up to at most the archive's real size.
+    """
     ordered = sorted(infos, key=lambda info: info.header_offset)
+    for info in ordered:
+        if info.header_offset + 30 + info.compress_size > archive_size:
+            raise refused(
+                name,
+                f"entry {info.filename[:200]!r} claims {info.compress_size} compressed bytes, "
+                f"more compressed bytes than the archive holds ({archive_size} bytes)",
+            )
     for current, following in itertools.pairwise(ordered):
         if following.header_offset < current.header_offset + 30 + current.compress_size:
             raise refused(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from notraining_agent.errors import AgentError
+from notraining_agent.job.paths import scrub_urls
 from notraining_agent.job.runner import JobOutcome
 from notraining_agent.life.states import JobState
 
@@ -52,9 +53,9 @@ async def run_attempt(
         )
     exc = task.exception()
     if isinstance(exc, AgentError):  # JobError, or e.g. a missing extra (ConfigError)
-        return AttemptResult(JobState.FAILED, str(exc))
+        return AttemptResult(JobState.FAILED, scrub_urls(str(exc)))
     if exc is not None:
-        log.error("job crashed: %r", exc, exc_info=exc)
+        log.error("job crashed (%s)", type(exc).__name__, exc_info=exc)
         return AttemptResult(
             JobState.FAILED, f"internal error ({type(exc).__name__}); see the VM's logs"
         )

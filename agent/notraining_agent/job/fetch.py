@@ -26,7 +26,7 @@ from yarl import URL
 
 from notraining_agent.errors import InputRefusedError, JobError
 from notraining_agent.job.gcs_download import TokenSource, gcs_base, gcs_request
-from notraining_agent.job.paths import shown_url, url_basename
+from notraining_agent.job.paths import error_text, scrub_urls, shown_url, url_basename
 from notraining_agent.job.urlguard import FETCH_SCHEMES, GuardedResolver, static_refusal
 
 log = logging.getLogger(__name__)
@@ -246,11 +246,13 @@ class _guarded_get:  # noqa: N801 - used like a function: `async with _guarded_g
         try:
             self._response = await self._call
         except InputRefusedError as exc:
-            raise InputRefusedError(f"download of {self._shown} refused: {exc}") from exc
+            raise InputRefusedError(
+                f"download of {self._shown} refused: {scrub_urls(str(exc))}"
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, InputRefusedError):
                 raise InputRefusedError(
-                    f"download of {self._shown} refused: {exc.os_error}"
+                    f"download of {self._shown} refused: {scrub_urls(str(exc.os_error))}"
                 ) from exc
             raise _failed(self._shown, exc) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -270,7 +272,7 @@ class _guarded_get:  # noqa: N801 - used like a function: `async with _guarded_g
 
 
 def _failed(shown: str, exc: BaseException) -> InputRefusedError:
-    reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+    reason = "timed out" if isinstance(exc, TimeoutError) else error_text(exc)
     return InputRefusedError(f"download of {shown} failed: {reason}; check the URL and retry")
 
 
@@ -283,7 +285,7 @@ async def _save(response: aiohttp.ClientResponse, url: str, target: Path, job: _
             f"download of {shown} refused: it announces {announced} bytes, more than the "
             f"{job.budget.remaining} left of max_download_bytes ({job.budget.limit})"
         )
-    partial = target.with_name(f".{target.name}.part")
+    partial = _partial(target)
     hasher = hashlib.sha256()
     size = 0
     buffer = bytearray()
@@ -314,6 +316,15 @@ async def _save(response: aiohttp.ClientResponse, url: str, target: Path, job: _
     return Downloaded(
         url=url, name=url_basename(url), path=target, size=size, sha256=hasher.hexdigest()
     )
+
+
+def _partial(target: Path) -> Path:
+    """The temporary name of ``target``; ``:`` is never in a target (see safe_filename).
+
+    A dot-name such as ``.a.png.part`` could be another URL's target, and one download
+    would then write over the other's file.
+    """
+    return target.with_name(f".{target.name}:part")
 
 
 def _log_progress(shown: str, size: int, total: int | None) -> None:

@@ -1,7 +1,9 @@
 """Publish a job's output folder under ``output_uri`` (contract sections 4 and 5).
 
 The final place is ``output_uri/<country>/<channel>/<category>/<label>/<ntd_transaction_id>``
-with every part passed through :func:`~notraining_agent.job.paths.safe_part`. ``file://``
+with every part passed through :func:`~notraining_agent.job.paths.safe_part`, except the
+id, which goes through :func:`~notraining_agent.job.paths.id_folder`: sanitising is lossy,
+and two different jobs must never share (and overwrite) one place, on any VM. ``file://``
 copies the tree into a temporary folder beside the target, then renames it into
 place, replacing what an earlier attempt of the same job left there. ``gs://``
 uploads through :func:`notraining_agent.job.gcs_upload.upload_tree`, with the token
@@ -21,14 +23,21 @@ from urllib.parse import unquote, urlsplit
 from notraining_agent.errors import ConfigError, JobError
 from notraining_agent.job.gcs_download import TokenSource
 from notraining_agent.job.gcs_upload import upload_tree
-from notraining_agent.job.paths import safe_part
+from notraining_agent.job.paths import id_folder, safe_part
 
 log = logging.getLogger(__name__)
 
 
 def output_location(output_uri: str, parts: Sequence[str]) -> str:
-    """The final URI for these path parts, each sanitised."""
-    return "/".join([output_uri.rstrip("/"), *(safe_part(part) for part in parts)])
+    """The final URI for these path parts, each sanitised; the last is the job's id."""
+    *folders, ntd_transaction_id = parts
+    return "/".join(
+        [
+            output_uri.rstrip("/"),
+            *(safe_part(part) for part in folders),
+            id_folder(ntd_transaction_id),
+        ]
+    )
 
 
 async def publish(

@@ -10,6 +10,8 @@ Both return one path component that is never empty, ``.`` or ``..``.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 from pathlib import PurePosixPath
 
@@ -32,6 +34,30 @@ def safe_part(text: str, *, max_chars: int = PART_MAX_CHARS) -> str:
         chars[0] = "_"  # no hidden folders, and never "." or ".."
     part = "".join(chars)[:max_chars]
     return part or "_"
+
+
+ID_DIGEST_CHARS = 32
+"""Hex digits of SHA-256 that keep sanitised ids apart: 128 bits, no collision by chance
+or by search."""
+_ID_MARK = "~"  # never produced by safe_part, so it marks the digested form
+
+
+def id_folder(ntd_transaction_id: str) -> str:
+    """The output folder of a job: one component, and distinct for distinct ids.
+
+    An id that :func:`safe_part` keeps as it is names its folder as it is. Any other id
+    (one that sanitising, NFKC or the 64-character bound would change) becomes its
+    sanitised prefix, ``~`` and a digest of the id itself. ``safe_part`` never writes
+    ``~``, so the two forms cannot meet, and the digest keeps ``ntd-4711/2`` apart from
+    ``ntd-4711_2`` on every VM, with no shared state.
+    """
+    part = safe_part(ntd_transaction_id)
+    if part == ntd_transaction_id:
+        return part
+    data = ntd_transaction_id.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(data).hexdigest()[:ID_DIGEST_CHARS]
+    prefix = safe_part(ntd_transaction_id, max_chars=PART_MAX_CHARS - ID_DIGEST_CHARS - 1)
+    return f"{prefix}{_ID_MARK}{digest}"
 
 
 def safe_filename(name: str, *, max_bytes: int = FILENAME_MAX_BYTES) -> str:
@@ -70,6 +96,24 @@ def shown_url(url: str | URL) -> str:
         return str(parsed.with_user(None).with_query(None).with_fragment(None))
     except (ValueError, TypeError):
         return "<unparsable URL>"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`shown_url`.
+
+    Library messages quote the URL they failed on (aiohttp's ``ClientResponseError``
+    does, query and all), so a signed URL's signature would reach the end report,
+    ``/status`` and the logs through ``str(exc)``.
+    """
+    return _URL_IN_TEXT.sub(lambda match: shown_url(match.group(0)), text)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Class: message`` for an exception, URLs shown without query or credentials."""
+    return f"{type(exc).__name__}: {scrub_urls(str(exc))}"
 
 
 def url_basename(url: str) -> str:

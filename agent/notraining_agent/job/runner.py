@@ -24,6 +24,7 @@ from notraining_agent.job.archive import extract_zip_in_thread
 from notraining_agent.job.fetch import download_all
 from notraining_agent.job.inventory import build_inventory
 from notraining_agent.job.output import publish
+from notraining_agent.job.paths import error_text
 from notraining_agent.job.spec import JobSpec
 from notraining_agent.processors.base import Processor, ProcessorContext
 
@@ -99,9 +100,7 @@ async def run_job(
     except JobError:
         raise
     except Exception as exc:  # a processor bug must end the job as failed, not the agent
-        raise ProcessorError(
-            f"processor {settings.processor} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise ProcessorError(f"processor {settings.processor} failed: {error_text(exc)}") from exc
 
     _stage("publish", ids)
     uri = await publish(

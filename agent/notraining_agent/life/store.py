@@ -5,6 +5,11 @@ job record and the end report (the outbox). One document means one atomic write
 per transition (temp file, fsync, rename, fsync of the folder), so a crash leaves
 either the old state or the new one, never a mix. Transitions are saved before
 they take effect; a restart reads the file and goes on from there.
+
+Before each replace the current file becomes ``state.json.prev`` (a hard link, so
+no copy). A file that is not JSON, or whose shape or types are wrong, is set aside
+as ``state.json.corrupt`` and the previous state is read instead: corruption of the
+newest write loses at most that write, never the accepted job and its end report.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +29,14 @@ from typing import Any, Literal
 from notraining_agent.errors import StateError
 from notraining_agent.job.paths import safe_part
 from notraining_agent.job.spec import JobSpec
+from notraining_agent.life.shape import shape_problem
 from notraining_agent.life.states import JobState
 from notraining_agent.util.fsio import atomic_write
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+PREVIOUS_SUFFIX = ".prev"
 FORMAT_VERSION = 1
 MAX_ATTEMPTS = 3
 
@@ -118,18 +127,49 @@ class StateStore:
         if not self._path.exists():
             return AgentRecord()
         try:
-            return _decode(json.loads(self._path.read_text(encoding="utf-8")))
+            return _load(self._path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             aside = self._path.with_name(f"{STATE_FILE}.corrupt")
             self._path.replace(aside)
-            log.error("state file unreadable (%s); moved to %s and starting fresh", exc, aside)
+            problem = exc
+        previous = self._previous
+        try:
+            record = _load(previous)
+        except (OSError, ValueError, KeyError, TypeError):
+            log.error("state file unreadable (%s); moved to %s and starting fresh", problem, aside)
             return AgentRecord()
+        log.error(
+            "state file unreadable (%s); moved to %s and went on from %s (the write before)",
+            problem,
+            aside,
+            previous,
+        )
+        return record
+
+    @property
+    def _previous(self) -> Path:
+        return self._path.with_name(STATE_FILE + PREVIOUS_SUFFIX)
 
     async def save(self, record: AgentRecord) -> None:
         """Write ``record`` atomically, off the event loop, one write at a time."""
         data = json.dumps(_encode(record), indent=1, sort_keys=True)
         async with self._lock:
-            await asyncio.to_thread(atomic_write, self._path, data)
+            await asyncio.to_thread(self._replace, data)
+
+    def _replace(self, data: str) -> None:
+        """Keep the current file as ``state.json.prev``, then write the new one."""
+        if self._path.exists():
+            staged = self._path.with_name(f".{STATE_FILE}{PREVIOUS_SUFFIX}.new")
+            staged.unlink(missing_ok=True)
+            try:
+                try:
+                    os.link(self._path, staged)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(self._path, staged)
+                staged.replace(self._previous)
+            finally:
+                staged.unlink(missing_ok=True)
+        atomic_write(self._path, data)
 
     def job_dir(self, ntd_transaction_id: str) -> Path:
         """The job's working folder, named after its id: readable, and unique via a short hash."""
@@ -143,11 +183,18 @@ def _encode(record: AgentRecord) -> dict[str, Any]:
     return data
 
 
+def _load(path: Path) -> AgentRecord:
+    return _decode(json.loads(path.read_text(encoding="utf-8")))
+
+
 def _decode(data: Any) -> AgentRecord:
     if not isinstance(data, dict):
         raise TypeError("the state file does not hold a JSON object")
     if data.get("version") != FORMAT_VERSION:
         raise ValueError(f"unknown state format {data.get('version')!r}")
+    fields = {key: value for key, value in data.items() if key != "version"}
+    if (problem := shape_problem(fields, AgentRecord)) is not None:
+        raise TypeError(f"the state file has the wrong shape: {problem}")
     job = data.get("job")
     job_record = None
     if job is not None:

@@ -147,9 +147,12 @@ async def start_world(
 class AgentProcess:
     """``python -m agent run`` as a subprocess; its JSON log lines are collected as they come."""
 
-    def __init__(self, env: Mapping[str, str], *args: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *args: str, preexec: Callable[[], None] | None = None
+    ) -> None:
         self.env = dict(env)
         self._args = args
+        self._preexec = preexec  # runs in the child before exec, e.g. to set an rlimit
         self.lines: list[LogLine] = []
         self.stderr = ""
         self.returncode: int | None = None
@@ -175,6 +178,7 @@ class AgentProcess:
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=self._preexec,
         )
         assert self._process.stdout is not None  # noqa: S101 - piped above
         assert self._process.stderr is not None  # noqa: S101
