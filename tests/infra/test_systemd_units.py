@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from notraining_agent.host.power import EXIT_POWERS_OFF_ENV
 
 from tests.infra.tools import CLOUD_INIT_DIR, require, run
 
@@ -132,6 +133,13 @@ def test_a_crash_restarts_and_only_a_final_failure_powers_off() -> None:
     assert section["OnFailure"] == "poweroff.target"
     assert section["OnFailureJobMode"] == "replace-irreversibly"
     assert section["StartLimitAction"] == "poweroff"
+
+
+def test_unit_tells_the_agent_that_exit_0_powers_off() -> None:
+    """The variable that makes self_stop poweroff a clean exit sits next to SuccessAction."""
+    unit = unit_file("notraining-agent.service")
+    assert unit["Unit"]["SuccessAction"] == "poweroff"
+    assert unit["Service"]["Environment"] == f"{EXIT_POWERS_OFF_ENV}=1"
 
 
 def test_deadman_timer_powers_off_without_python() -> None:
