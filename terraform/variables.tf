@@ -80,7 +80,7 @@ variable "deadman_margin" {
 # --- Network -------------------------------------------------------------------------
 
 variable "network" {
-  description = "Network (name or self link) of the VMs and of the firewall rule."
+  description = "Network (name or self link) of the VMs and of the firewall rule. A name is looked up in the subnetwork's project (Shared VPC: the host project). With a subnetwork the VMs join the subnetwork's network, which must be this one."
   type        = string
   default     = "default"
 }
@@ -92,7 +92,13 @@ variable "subnetwork" {
 }
 
 variable "subnetwork_project" {
-  description = "Project of the subnetwork and of the firewall rule (Shared VPC host project); null means project_id."
+  description = "Project of the network, the subnetwork and the firewall rule (Shared VPC host project); null means the project named by a subnetwork or network self link, else project_id."
+  type        = string
+  default     = null
+}
+
+variable "region" {
+  description = "Region of the subnetwork, needed when subnetwork is a name (a self link names its region); Saturno creates the VMs in zones of this region."
   type        = string
   default     = null
 }

@@ -44,6 +44,24 @@ locals {
   # Compute Engine names instances projects/P/zones/Z/instances/NAME in IAM conditions.
   instance_name_condition = "resource.type == \"compute.googleapis.com/Instance\" && resource.name.extract(\"/instances/{name}\").startsWith(\"${var.name_prefix}-\")"
 
+  # --- Network -------------------------------------------------------------------------
+  # Shared VPC: the network, its subnetworks and the firewall rule live in the host
+  # project. A bare name would resolve in the provider's project (or project_id) and
+  # need the provider's region, so both links are spelt out in full here.
+  compute_api        = "https://www.googleapis.com/compute/v1"
+  network_link_parts = try(regex("projects/([^/]+)/global/networks/([^/]+)$", var.network), null)
+  subnet_link_parts  = try(regex("projects/([^/]+)/regions/([^/]+)/subnetworks/([^/]+)$", var.subnetwork), null)
+  subnetwork_project = local.subnet_link_parts != null ? local.subnet_link_parts[0] : coalesce(var.subnetwork_project, try(local.network_link_parts[0], null), var.project_id)
+  network_project    = local.network_link_parts != null ? local.network_link_parts[0] : local.subnetwork_project
+  network_name       = local.network_link_parts != null ? local.network_link_parts[1] : var.network
+  subnetwork_parts = (
+    var.subnetwork == null ? null :
+    local.subnet_link_parts != null ? local.subnet_link_parts :
+    [local.subnetwork_project, coalesce(var.region, "region-unset"), var.subnetwork] # region is checked in variables.tf
+  )
+  network_self_link    = "${local.compute_api}/projects/${local.network_project}/global/networks/${local.network_name}"
+  subnetwork_self_link = local.subnetwork_parts == null ? null : format("%s/projects/%s/regions/%s/subnetworks/%s", local.compute_api, local.subnetwork_parts...)
+
   wheel_bucket  = try(regex("^gs://([^/]+)/", var.agent_wheel_url)[0], null)
   output_bucket = try(regex("^gs://([^/]+)", var.output_uri)[0], null)
 

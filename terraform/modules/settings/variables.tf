@@ -133,13 +133,21 @@ variable "deadman_margin" {
 # --- Network -------------------------------------------------------------------------
 
 variable "network" {
-  description = "Network (name or self link) of the VMs and of the firewall rule."
+  description = "Network (name or self link) of the VMs and of the firewall rule. A name is looked up in the subnetwork's project (Shared VPC: the host project). With a subnetwork the VMs join the subnetwork's network, which must be this one."
   type        = string
   default     = "default"
 
   validation {
-    condition     = length(trimspace(var.network)) > 0
-    error_message = "network must name a VPC network."
+    condition     = can(regex("^([a-z]([-a-z0-9]{0,61}[a-z0-9])?|(https://[a-z.]+/compute/(v1|beta)/)?projects/[a-z][-a-z0-9.:]*[a-z0-9]/global/networks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$", var.network))
+    error_message = "network must be a network name (such as default) or a self link projects/PROJECT/global/networks/NAME."
+  }
+
+  validation {
+    condition = alltrue([
+      for p in compact([try(regex("projects/([^/]+)/regions/", var.subnetwork)[0], ""), var.subnetwork_project == null ? "" : var.subnetwork_project]) :
+      try(regex("projects/([^/]+)/global/", var.network)[0], p) == p
+    ])
+    error_message = "network is in another project than the subnetwork (self link or subnetwork_project): a VM's network is its subnetwork's, so give the network of that project (Shared VPC: the host project)."
   }
 }
 
@@ -149,19 +157,51 @@ variable "subnetwork" {
   default     = null
 
   validation {
-    condition     = var.subnetwork == null || length(trimspace(coalesce(var.subnetwork, " "))) > 0
-    error_message = "subnetwork must be null or name a subnetwork."
+    condition     = var.subnetwork == null || can(regex("^([a-z]([-a-z0-9]{0,61}[a-z0-9])?|(https://[a-z.]+/compute/(v1|beta)/)?projects/[a-z][-a-z0-9.:]*[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]+/subnetworks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$", var.subnetwork))
+    error_message = "subnetwork must be null, a subnetwork name (then set region) or a self link projects/PROJECT/regions/REGION/subnetworks/NAME."
   }
 }
 
 variable "subnetwork_project" {
-  description = "Project of the subnetwork and of the firewall rule (Shared VPC host project); null means project_id."
+  description = "Project of the network, the subnetwork and the firewall rule (Shared VPC host project); null means the project named by a subnetwork or network self link, else project_id."
   type        = string
   default     = null
 
   validation {
     condition     = var.subnetwork_project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(var.subnetwork_project, "x")))
     error_message = "subnetwork_project must be null or a project ID."
+  }
+
+  validation {
+    condition = (
+      var.subnetwork_project == null || var.subnetwork == null ||
+      try(regex("projects/([^/]+)/regions/", var.subnetwork)[0], var.subnetwork_project) == var.subnetwork_project
+    )
+    error_message = "subnetwork_project differs from the project in the subnetwork's self link; drop one of them."
+  }
+}
+
+variable "region" {
+  description = "Region of the subnetwork, needed when subnetwork is a name (a self link names its region); Saturno creates the VMs in zones of this region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", coalesce(var.region, "x")))
+    error_message = "region must be null or a region name such as us-east1."
+  }
+
+  validation {
+    condition     = !can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.subnetwork)) || var.region != null
+    error_message = "region must be set when subnetwork is a name: a subnetwork is regional, and without it the provider stops with \"Cannot determine region\". Or give subnetwork as projects/PROJECT/regions/REGION/subnetworks/NAME."
+  }
+
+  validation {
+    condition = (
+      var.region == null || var.subnetwork == null ||
+      try(regex("/regions/([^/]+)/", var.subnetwork)[0], var.region) == var.region
+    )
+    error_message = "region differs from the region in the subnetwork's self link; drop one of them."
   }
 }
 

@@ -183,14 +183,61 @@ run "network_refuses_blank" {
   expect_failures = [var.network]
 }
 
+run "network_accepts_a_host_project_self_link" {
+  command = plan
+  variables {
+    network            = "https://www.googleapis.com/compute/v1/projects/host-project/global/networks/shared"
+    subnetwork         = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    subnetwork_project = "host-project"
+  }
+}
+
+run "network_refuses_a_name_with_a_slash_that_is_no_link" {
+  command = plan
+  variables { network = "host-project/shared" }
+  expect_failures = [var.network]
+}
+
+run "network_refuses_another_project_than_the_subnetworks" {
+  command = plan
+  variables {
+    network    = "projects/service-project/global/networks/shared"
+    subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs"
+  }
+  expect_failures = [var.network]
+}
+
+run "network_refuses_another_project_than_subnetwork_project" {
+  command = plan
+  variables {
+    network            = "projects/service-project/global/networks/shared"
+    subnetwork_project = "host-project"
+  }
+  expect_failures = [var.network]
+}
+
 run "subnetwork_accepts_a_self_link" {
   command = plan
   variables { subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs" }
 }
 
+run "subnetwork_accepts_a_name_with_a_region" {
+  command = plan
+  variables {
+    subnetwork = "jobs"
+    region     = "us-east1"
+  }
+}
+
 run "subnetwork_refuses_empty" {
   command = plan
   variables { subnetwork = "" }
+  expect_failures = [var.subnetwork]
+}
+
+run "subnetwork_refuses_a_regionless_path" {
+  command = plan
+  variables { subnetwork = "projects/host-project/subnetworks/jobs" }
   expect_failures = [var.subnetwork]
 }
 
@@ -203,6 +250,36 @@ run "subnetwork_project_refuses_a_name" {
   command = plan
   variables { subnetwork_project = "Host Project" }
   expect_failures = [var.subnetwork_project]
+}
+
+run "subnetwork_project_refuses_another_project_than_the_self_links" {
+  command = plan
+  variables {
+    subnetwork         = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    subnetwork_project = "other-host-project"
+  }
+  expect_failures = [var.subnetwork_project]
+}
+
+run "region_refuses_a_zone" {
+  command = plan
+  variables { region = "us-east1-b" }
+  expect_failures = [var.region]
+}
+
+run "region_is_required_by_a_subnetwork_name" {
+  command = plan
+  variables { subnetwork = "jobs" }
+  expect_failures = [var.region]
+}
+
+run "region_refuses_another_region_than_the_self_links" {
+  command = plan
+  variables {
+    subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    region     = "europe-west1"
+  }
+  expect_failures = [var.region]
 }
 
 run "network_tags_accept_rfc1035_names" {
