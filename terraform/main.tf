@@ -65,8 +65,10 @@ resource "google_service_account" "agent" {
   description  = "Identity of the notraining-agent VMs: reads its auth secret and ends its own VM, nothing more."
 }
 
-# Only what self_stop needs (get + stop, or get + delete), on instances named
-# <name_prefix>-* only; nothing when the agent does not call the Compute API.
+# Only what self_stop needs (stop, or delete), on instances named <name_prefix>-* only;
+# nothing when the agent does not call the Compute API. The boot check cannot confirm it
+# (testIamPermissions needs compute.instances.list on the project, deliberately not
+# granted), so the boot report's can_self_stop is null under this role.
 resource "google_project_iam_custom_role" "self_stop" {
   count = length(module.settings.self_stop_permissions) > 0 ? 1 : 0
 

@@ -35,9 +35,14 @@ locals {
 
   # --- IAM ---------------------------------------------------------------------------
   # Exactly what self_stop needs through the Compute API; poweroff and none need nothing.
+  # Not compute.instances.list, which the boot check's testIamPermissions requires: it is
+  # checked on the project, so no instance-name condition could narrow it, and it would
+  # let every VM list (and read the metadata of) every instance of the project. The boot
+  # report says can_self_stop = null instead (agent gce/compute.py). Not get either: the
+  # agent never reads its instance through the API.
   self_stop_permissions = {
-    stop     = ["compute.instances.get", "compute.instances.stop"]
-    delete   = ["compute.instances.get", "compute.instances.delete"]
+    stop     = ["compute.instances.stop"]
+    delete   = ["compute.instances.delete"]
     poweroff = []
     none     = []
   }[var.self_stop]
