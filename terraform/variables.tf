@@ -42,7 +42,7 @@ variable "boot_disk_size_gb" {
 }
 
 variable "boot_disk_type" {
-  description = "Type of the boot disk."
+  description = "Type of the boot disk. It must fit machine_type's series (checked): C4, N4 and the other fourth-generation series boot from hyperdisk-balanced only, E2, N1, N2 and N2D from pd-* disks only."
   type        = string
   default     = "pd-balanced"
 }

@@ -75,13 +75,26 @@ variable "boot_disk_size_gb" {
 }
 
 variable "boot_disk_type" {
-  description = "Type of the boot disk."
+  description = "Type of the boot disk. It must fit machine_type's series (checked): C4, N4 and the other fourth-generation series boot from hyperdisk-balanced only, E2, N1, N2 and N2D from pd-* disks only."
   type        = string
   default     = "pd-balanced"
 
   validation {
     condition     = contains(["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"], var.boot_disk_type)
     error_message = "boot_disk_type must be one of pd-balanced, pd-ssd, pd-standard or hyperdisk-balanced."
+  }
+
+  # GCE checks the pair only when it inserts a VM, long after the plan: fourth-generation
+  # series take Hyperdisk only, the older general-purpose ones Persistent Disk only, and
+  # C3/C3D no pd-standard. The series is the machine type's first word (N1 custom types
+  # are custom-CPUS-MEMORY). Series not listed here are not checked.
+  validation {
+    condition = !(
+      (contains(["c4", "c4a", "c4d", "n4", "n4a", "n4d", "h4d", "m4", "x4", "a4", "a4x"], split("-", var.machine_type)[0]) && startswith(var.boot_disk_type, "pd-")) ||
+      (contains(["e2", "n1", "custom", "n2", "n2d", "c2", "c2d", "t2d", "t2a", "a2", "g2", "f1", "g1"], split("-", var.machine_type)[0]) && startswith(var.boot_disk_type, "hyperdisk-")) ||
+      (contains(["c3", "c3d"], split("-", var.machine_type)[0]) && var.boot_disk_type == "pd-standard")
+    )
+    error_message = "boot_disk_type does not fit machine_type: C4, C4A, C4D, N4, N4A, N4D, H4D, M4, X4 and A4 boot only from hyperdisk-balanced; E2, N1, N2, N2D, C2, C2D, T2D, T2A, A2 and G2 only from pd-* disks; C3 and C3D not from pd-standard. GCE would refuse every VM at insert time."
   }
 }
 

@@ -136,6 +136,67 @@ run "boot_disk_type_refuses_local_ssd" {
   expect_failures = [var.boot_disk_type]
 }
 
+run "boot_disk_type_accepts_hyperdisk_on_c4" {
+  command = plan
+  variables {
+    machine_type   = "c4-standard-8"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+}
+
+run "boot_disk_type_accepts_hyperdisk_on_c3" {
+  command = plan
+  variables {
+    machine_type   = "c3-standard-4"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+}
+
+run "boot_disk_type_refuses_pd_balanced_on_c4" {
+  command = plan
+  variables {
+    machine_type   = "c4-standard-8"
+    boot_disk_type = "pd-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_pd_ssd_on_n4" {
+  command = plan
+  variables {
+    machine_type   = "n4-highmem-4"
+    boot_disk_type = "pd-ssd"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_hyperdisk_on_e2" {
+  command = plan
+  variables {
+    machine_type   = "e2-standard-2"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_hyperdisk_on_an_n1_custom_type" {
+  command = plan
+  variables {
+    machine_type   = "custom-4-8192"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_pd_standard_on_c3" {
+  command = plan
+  variables {
+    machine_type   = "c3-standard-4"
+    boot_disk_type = "pd-standard"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
 run "termination_action_accepts_delete" {
   command = plan
   variables { termination_action = "DELETE" }
