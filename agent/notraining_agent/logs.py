@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
 
-from notraining_agent.job.paths import scrub_urls
+from notraining_agent.util.urls import scrub_urls
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _NO_JOB: Mapping[str, str | None] = MappingProxyType({})

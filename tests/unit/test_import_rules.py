@@ -24,7 +24,7 @@ ROOT = "notraining_agent"
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "util": frozenset(),
-    "logs": frozenset(),
+    "logs": frozenset({"util"}),  # the formatter scrubs URLs with the shared rule
     "config": frozenset({"errors"}),
     "gce": frozenset({"errors", "util"}),
     "processors": frozenset({"errors", "util", "job"}),

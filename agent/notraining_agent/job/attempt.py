@@ -8,9 +8,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from notraining_agent.errors import AgentError
-from notraining_agent.job.paths import scrub_urls
 from notraining_agent.job.runner import JobOutcome
 from notraining_agent.life.states import JobState
+from notraining_agent.util.urls import scrub_urls
 
 log = logging.getLogger(__name__)
 

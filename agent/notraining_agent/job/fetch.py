@@ -26,8 +26,9 @@ from yarl import URL
 
 from notraining_agent.errors import InputRefusedError, JobError
 from notraining_agent.job.gcs_download import TokenSource, gcs_base, gcs_request
-from notraining_agent.job.paths import error_text, scrub_urls, shown_url, url_basename
+from notraining_agent.job.paths import url_basename
 from notraining_agent.job.urlguard import FETCH_SCHEMES, GuardedResolver, static_refusal
+from notraining_agent.util.urls import error_text, scrub_urls, shown_url
 
 log = logging.getLogger(__name__)
 

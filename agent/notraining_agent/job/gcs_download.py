@@ -17,7 +17,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from notraining_agent.errors import JobError
-from notraining_agent.job.paths import shown_url
+from notraining_agent.util.urls import shown_url
 
 GCS_API = "https://storage.googleapis.com"
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notraining_agent.job.fetch import Downloaded
-from notraining_agent.job.paths import safe_filename, shown_url
+from notraining_agent.job.paths import safe_filename
 from notraining_agent.processors.base import Art, Discrepancy
+from notraining_agent.util.urls import shown_url
 
 HASH_CHUNK_BYTES = 1024 * 1024
 

@@ -24,9 +24,9 @@ from notraining_agent.job.archive import extract_zip_in_thread
 from notraining_agent.job.fetch import download_all
 from notraining_agent.job.inventory import build_inventory
 from notraining_agent.job.output import publish
-from notraining_agent.job.paths import error_text
 from notraining_agent.job.spec import JobSpec
 from notraining_agent.processors.base import Processor, ProcessorContext
+from notraining_agent.util.urls import error_text
 
 log = logging.getLogger(__name__)
 

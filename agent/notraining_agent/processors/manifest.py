@@ -16,9 +16,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from notraining_agent.job.paths import shown_url
 from notraining_agent.processors.base import Art, ProcessorContext, ProcessorResult
 from notraining_agent.util.fsio import atomic_write
+from notraining_agent.util.urls import shown_url
 
 MANIFEST_NAME = "manifest.json"
 MAX_WARNINGS = 20
