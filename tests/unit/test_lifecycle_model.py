@@ -139,6 +139,7 @@ class _Response:
     def __init__(self, status: int) -> None:
         self.status = status
         self.content = self
+        self.headers: dict[str, str] = {}  # no Retry-After: the policy's own backoff applies
 
     async def read(self, _n: int) -> bytes:
         return b'{"status": "ok"}'
