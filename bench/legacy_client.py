@@ -40,10 +40,19 @@ class _Files(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class _Server(ThreadingHTTPServer):
+    """The stdlib's accept queue is 5: 16 parallel connects would lose SYNs (a 1 s retry).
+
+    Any real file host (a bucket, a CDN, nginx's 511) queues far more.
+    """
+
+    request_queue_size = 128
+
+
 def serve_files(port: int, root: str) -> None:
     """Serve ``root`` on 127.0.0.1:``port`` until killed."""
     handler = functools.partial(_Files, directory=root)
-    ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
+    _Server(("127.0.0.1", port), handler).serve_forever()
 
 
 def request(port: int, method: str, path: str, body: bytes | None, auth: str | None) -> int:

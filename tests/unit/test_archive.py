@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import stat
 import struct
@@ -253,3 +254,17 @@ async def test_async_wrapper_and_cancel(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not (tmp_path / "big").exists()
+
+
+def test_digests_are_taken_while_writing(tmp_path: Path) -> None:
+    """Each extracted file's sha256 and size come out of the extraction itself (no re-read)."""
+    big = bytes(range(256)) * 8192  # 2 MiB: more than one read
+    data = make_zip([("a/one.jpg", b"one"), ("two.jpg", big)], compression=zipfile.ZIP_STORED)
+    digests: dict[Path, tuple[str, int]] = {}
+    files = extract_zip(
+        write(tmp_path, data), tmp_path / "out", max_total_bytes=10**8, digests=digests
+    )
+    assert set(digests) == set(files)
+    for path in files:
+        content = path.read_bytes()
+        assert digests[path] == (hashlib.sha256(content).hexdigest(), len(content))

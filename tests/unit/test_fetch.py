@@ -266,3 +266,18 @@ async def test_gs_download_uses_json_api_and_token(tmp_path: Path) -> None:
     assert seen == [("/storage/v1/b/my-bucket/o/arts%2Fa%20b.png?alt=media", "Bearer ya29.test")]
     assert results[0].name == "a b.png"
     assert results[0].path.read_bytes() == b"gs-bytes"
+
+
+async def test_unhashed_downloads_get_no_digest(server: RunningServer, tmp_path: Path) -> None:
+    """A download the caller marks unhashed (the zip) is written whole but gets no sha256."""
+    urls = [f"{server.url}/arts/{name}" for name in PACKAGE.names[:2]]
+    got = await download_all(
+        urls,
+        tmp_path,
+        allowed_hosts=frozenset({server.netloc}),
+        metadata_hosts=frozenset(),
+        max_total_bytes=BIG,
+        unhashed=frozenset({0}),
+    )
+    assert got[0].sha256 == "" and got[0].path.read_bytes() == PACKAGE.files[PACKAGE.names[0]]
+    assert got[1].sha256 == hashlib.sha256(PACKAGE.files[PACKAGE.names[1]]).hexdigest()
