@@ -37,17 +37,27 @@ async def server(emulator: MetadataEmulator) -> AsyncIterator[RunningServer]:
         yield running
 
 
+async def test_token_is_read_without_google_auth(
+    server: RunningServer, emulator: MetadataEmulator
+) -> None:
+    """token() asks the metadata server itself, with Metadata-Flavor, building no credentials."""
+    tokens = TokenSource(server.netloc)
+    assert await tokens.token() == DEFAULT_ACCESS_TOKEN
+    assert tokens._credentials is None  # google-auth is left for the stop (17 MiB, 0.25 s)
+    token_calls = emulator.requests_for(TOKEN_PATH)
+    assert token_calls[0].headers["Metadata-Flavor"] == "Google"
+
+
 async def test_real_credentials_refresh_against_the_emulator(
     server: RunningServer, emulator: MetadataEmulator
 ) -> None:
     """google-auth's compute_engine.Credentials get the emulator's token and account."""
-    tokens = TokenSource(server.netloc)
-    assert await tokens.token() == DEFAULT_ACCESS_TOKEN
-    assert isinstance(tokens.credentials, compute_engine.Credentials)
-    assert tokens.credentials.service_account_email == emulator.service_account_email
-    assert tokens.credentials.universe_domain == "googleapis.com"  # cached in the thread
-    token_calls = emulator.requests_for(TOKEN_PATH)
-    assert token_calls[0].headers["Metadata-Flavor"] == "Google"
+    creds = TokenSource(server.netloc).credentials
+    assert isinstance(creds, compute_engine.Credentials)
+    await asyncio.to_thread(creds.refresh, None)
+    assert creds.token == DEFAULT_ACCESS_TOKEN
+    assert creds.service_account_email == emulator.service_account_email
+    assert await asyncio.to_thread(lambda: creds.universe_domain) == "googleapis.com"
 
 
 async def test_tokens_are_cached_until_near_expiry(

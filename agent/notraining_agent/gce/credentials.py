@@ -6,16 +6,25 @@ transport its caller hands in (proxy variables honoured). Neither suits the agen
 so the credentials built here send every metadata request to the host the agent's
 own metadata client uses, through a ``requests`` session that ignores proxies. That
 holds for refreshes made by other libraries too (google-cloud-compute), since they
-go through :meth:`refresh`. google-auth is imported only when a token is first needed.
+go through :meth:`refresh`.
+
+The agent's own calls (Secret Manager at start, ``testIamPermissions`` for the boot
+report, Cloud Storage) take their token from :meth:`TokenSource.token`, which reads
+it with the agent's aiohttp metadata client: importing google-auth's compute_engine
+module costs 17 MiB and a quarter of a second (it brings ``cryptography`` and
+``requests``), more than the whole agent, and it has no async transport. google-auth
+is therefore imported only when :attr:`TokenSource.credentials` is first used, which
+is google-cloud-compute stopping the VM (issue 12).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import functools
+import json
 import logging
 import os
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,7 +34,9 @@ from notraining_agent.gce.metadata import MetadataClient
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = 60.0  # seconds before expiry at which a cached token is replaced
-REFRESH_TIMEOUT = 60.0  # google-auth retries inside; this bounds the whole refresh
+REFRESH_TIMEOUT = 60.0  # bounds a whole refresh, its retries included
+REFRESH_TRIES = 3
+_TOKEN_PATH = "instance/service-accounts/default/token"  # noqa: S105 - a path, not a secret
 _METADATA_HOSTS = frozenset(
     {"metadata.google.internal", "metadata.google.internal.", "169.254.169.254"}
 )
@@ -50,6 +61,8 @@ class TokenSource:
         self._refresh_timeout = refresh_timeout
         self._lock = asyncio.Lock()
         self._credentials: Any = None
+        self._token = ""
+        self._expires_at = 0.0  # time.monotonic() when the cached token expires
 
     @property
     def credentials(self) -> Any:
@@ -61,40 +74,40 @@ class TokenSource:
     async def token(self) -> str:
         """A valid access token; callers arriving during a refresh share its result."""
         async with self._lock:
-            if not self._fresh():
-                await self._refresh()
-            token: str = self.credentials.token
-            return token
+            if self._expires_at - time.monotonic() <= self._refresh_margin:
+                await self._fetch()
+            return self._token
 
-    def _fresh(self) -> bool:
-        creds = self.credentials
-        if not creds.token or creds.expiry is None:
-            return False
-        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth: naive UTC
-        return bool((creds.expiry - now).total_seconds() > self._refresh_margin)
-
-    async def _refresh(self) -> None:
-        from google.auth import exceptions  # noqa: PLC0415 - google-auth loads only when used
-
-        creds = self.credentials
+    async def _fetch(self) -> None:
+        """Read a token from the metadata server, as google-auth would, without google-auth."""
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(_refresh_blocking, creds), self._refresh_timeout
-            )
-        except (exceptions.GoogleAuthError, TimeoutError) as exc:
+            async with asyncio.timeout(self._refresh_timeout):
+                text = await self._read_token()
+            answer = json.loads(text)
+            token, lifetime = str(answer["access_token"]), float(answer["expires_in"])
+        except (MetadataError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise MetadataError(
                 f"Could not get an access token for the VM's default service account from the "
                 f"metadata server at {self.host} ({type(exc).__name__}: {exc}). Check that the VM "
                 "has a service account attached with the cloud-platform scope and that the "
                 "metadata server answers."
             ) from exc
-        log.debug("Access token refreshed; expires %s", creds.expiry)
+        self._token = token
+        self._expires_at = time.monotonic() + lifetime
+        log.debug("Access token fetched; expires in %.0f s", lifetime)
 
-
-def _refresh_blocking(creds: Any) -> None:
-    """Runs in a thread: refresh, then read universe_domain so nobody fetches it on the loop."""
-    creds.refresh(None)
-    _ = creds.universe_domain
+    async def _read_token(self) -> str:
+        delay = 0.25
+        async with MetadataClient(self.host) as client:
+            for attempt in range(REFRESH_TRIES):
+                try:
+                    return await client.get(_TOKEN_PATH)
+                except MetadataError:
+                    if attempt == REFRESH_TRIES - 1:
+                        raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 @functools.cache
