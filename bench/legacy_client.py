@@ -15,6 +15,7 @@ import functools
 import http.client
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -150,6 +151,23 @@ def memory_mib(roots: list[int]) -> tuple[float, float, int]:
         pss += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
         count += 1
     return rss / 1024, pss / 1024, count
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User plus system CPU time of every live process in the roots' trees, in seconds.
+
+    On a shared machine, wall time stretches with the load; CPU time much less.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in {p for root in roots for p in tree(root)}:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 if __name__ == "__main__":
