@@ -45,6 +45,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_RESOLVE_TIMEOUT = 10.0
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
+_UNSAFE_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one pass, in C
 _GS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
@@ -184,7 +185,7 @@ def static_refusal(  # noqa: PLR0911 - a guard reads best as a list of early ref
     url: str, *, allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]
 ) -> str | None:
     """Why ``url`` is refused before any DNS lookup, or None when it may be tried."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _UNSAFE_CHARS.search(url):
         return "it contains spaces or control characters"
     try:
         parsed = URL(url)
