@@ -48,6 +48,20 @@ async def test_token_is_read_without_google_auth(
     assert token_calls[0].headers["Metadata-Flavor"] == "Google"
 
 
+async def test_credentials_start_with_the_token_already_read(
+    server: RunningServer, emulator: MetadataEmulator
+) -> None:
+    """Credentials built after token() reuse it: a stop needs no metadata call (it may be down)."""
+    tokens = TokenSource(server.netloc)
+    await tokens.token()
+    headers: dict[str, str] = {}
+    await asyncio.to_thread(
+        tokens.credentials.before_request, Request(), "POST", "https://compute.example/x", headers
+    )
+    assert headers["authorization"] == f"Bearer {DEFAULT_ACCESS_TOKEN}"
+    assert emulator.token_requests == 1
+
+
 async def test_real_credentials_refresh_against_the_emulator(
     server: RunningServer, emulator: MetadataEmulator
 ) -> None:

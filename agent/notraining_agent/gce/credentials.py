@@ -20,6 +20,7 @@ is google-cloud-compute stopping the VM (issue 12).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import json
 import logging
@@ -66,9 +67,19 @@ class TokenSource:
 
     @property
     def credentials(self) -> Any:
-        """The google-auth credentials, for clients built elsewhere (google-cloud-compute)."""
+        """The google-auth credentials, for clients built elsewhere (google-cloud-compute).
+
+        They start with the token :meth:`token` already holds, so stopping the VM needs
+        no metadata call while that token is valid (the metadata server may be down).
+        """
         if self._credentials is None:
-            self._credentials = _credentials_class(self.host)()
+            creds = _credentials_class(self.host)()
+            left = self._expires_at - time.monotonic()
+            if self._token and left > 0:
+                now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # naive UTC
+                creds.token = self._token
+                creds.expiry = now + datetime.timedelta(seconds=left)
+            self._credentials = creds
         return self._credentials
 
     async def token(self) -> str:
