@@ -16,6 +16,10 @@ and the host's load average is recorded. Prints the table and writes it into
 ``bench/RESULTS.md`` (between ``<!-- legacy:<label> -->`` markers).
 
     .venv/bin/python bench/legacy.py [--rounds 3] [--requests 500] [--label after]
+    .venv/bin/python bench/legacy.py --agent-commit main --label before
+
+``--agent-commit`` runs the agent's code as it was at that commit (exported from git
+and put first on the agent's ``PYTHONPATH``) against today's emulators and bench.
 """
 
 from __future__ import annotations
@@ -517,7 +521,24 @@ def record(label: str, text: str) -> None:
     RESULTS.write_text(current, encoding="utf-8")
 
 
-async def main(rounds: int, requests: int, label: str, legacy_on: bool) -> None:
+def use_agent_from(commit: str, folder: Path) -> str:
+    """Export ``agent/`` at ``commit`` into ``folder`` and make agent processes import it."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "agent"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    os.environ["PYTHONPATH"] = str(folder / "agent")  # AgentProcess passes os.environ on
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+async def main(
+    rounds: int, requests: int, label: str, legacy_on: bool, agent_commit: str | None
+) -> None:
     """Alternate the sides ``rounds`` times, print the table and record it."""
     busy = [name for name, port in PORTS.items() if port_open(port)] + (
         ["agent"] if port_open(AGENT_PORT) else []
@@ -536,6 +557,10 @@ async def main(rounds: int, requests: int, label: str, legacy_on: bool) -> None:
         text=True,
         check=False,
     ).stdout.strip()
+    exported = tempfile.TemporaryDirectory()
+    agent_at = (
+        f"agent at {use_agent_from(agent_commit, Path(exported.name))}, " if agent_commit else ""
+    )
     files_server = subprocess.Popen(  # noqa: ASYNC220 - lives for the whole run
         [sys.executable, client.__file__, "files", str(PORTS["files"]), str(fixtures)]
     )
@@ -564,9 +589,11 @@ async def main(rounds: int, requests: int, label: str, legacy_on: bool) -> None:
         if legacy_on and saturno is not None:
             saturno.terminate()
             saturno.wait(10)
+        exported.cleanup()
     text = "\n".join(
         [
-            f"`bench/legacy.py --rounds {rounds} --requests {requests}` at commit {commit}: "
+            f"`bench/legacy.py --rounds {rounds} --requests {requests}` at commit {commit} "
+            f"({agent_at}label {label}): "
             f"medians of {rounds} cold starts per side, {time.monotonic() - began:.0f} s in all. "
             f"Load average (1, 5, 15 min, runnable/total) before: {load_before}; "
             f"after: {load_average()}. {os.cpu_count()} CPUs, Python {sys.version.split()[0]}.",
@@ -589,5 +616,14 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=500, help="requests per load phase")
     parser.add_argument("--label", default="after", help="which RESULTS.md section to write")
     parser.add_argument("--ours-only", action="store_true", help="skip the legacy side")
+    parser.add_argument("--agent-commit", help="run the agent's code as of this git commit")
     options = parser.parse_args()
-    asyncio.run(main(options.rounds, options.requests, options.label, not options.ours_only))
+    asyncio.run(
+        main(
+            options.rounds,
+            options.requests,
+            options.label,
+            not options.ours_only,
+            options.agent_commit,
+        )
+    )
