@@ -323,15 +323,15 @@ async def _save(
                 job.budget.take(len(chunk), shown)
                 size += len(chunk)
                 buffer += chunk
-                if len(buffer) >= FLUSH_BYTES:
-                    await asyncio.to_thread(_write, handle, hasher, bytes(buffer))
-                    buffer.clear()
+                if len(buffer) >= FLUSH_BYTES:  # handed over, not copied
+                    full, buffer = buffer, bytearray()
+                    await asyncio.to_thread(_write, handle, hasher, full)
                 if time.monotonic() - last_log >= job.progress_interval:
                     last_log = time.monotonic()
                     _log_progress(shown, size, announced)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _failed(shown, exc) from exc
-        await asyncio.to_thread(_finish, handle, hasher, bytes(buffer), partial, target)
+        await asyncio.to_thread(_finish, handle, hasher, buffer, partial, target)
     except OSError as exc:
         raise JobError(
             f"download of {shown} could not be written ({exc.strerror}); check free disk space"
@@ -363,14 +363,14 @@ def _log_progress(shown: str, size: int, total: int | None) -> None:
     )
 
 
-def _write(handle: IO[bytes], hasher: hashlib._Hash | None, data: bytes) -> None:
+def _write(handle: IO[bytes], hasher: hashlib._Hash | None, data: bytearray) -> None:
     if hasher is not None:
         hasher.update(data)
     handle.write(data)
 
 
 def _finish(
-    handle: IO[bytes], hasher: hashlib._Hash | None, data: bytes, partial: Path, target: Path
+    handle: IO[bytes], hasher: hashlib._Hash | None, data: bytearray, partial: Path, target: Path
 ) -> None:
     _write(handle, hasher, data)
     handle.close()
