@@ -49,8 +49,10 @@ integration: $(STAMP)
 infra: $(STAMP)
 	$(BIN)/pytest tests/infra
 
-## Benchmarks; results are recorded by hand in bench/RESULTS.md.
+## Benchmarks (not tests, not in CI). legacy.py needs ../shared/peers/seed-django next to
+## the repository and writes its table into bench/RESULTS.md; the others are recorded by hand.
 bench: $(STAMP)
+	$(BIN)/python bench/legacy.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/processor.py
 	$(BIN)/python bench/cost_guard.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import stat
 import struct
@@ -267,3 +268,17 @@ def test_folder_entry_holding_data_is_refused(tmp_path: Path) -> None:
     """An entry whose mode bits say folder but which carries bytes is refused by name."""
     refused(tmp_path, make_zip([typed("photo.png", stat.S_IFDIR | 0o755, b"pixels")]), "photo.png")
     refused(tmp_path, make_zip([("pics/", b"data")]), "'pics/' is a folder")
+
+
+def test_digests_are_taken_while_writing(tmp_path: Path) -> None:
+    """Each extracted file's sha256 and size come out of the extraction itself (no re-read)."""
+    big = bytes(range(256)) * 8192  # 2 MiB: more than one read
+    data = make_zip([("a/one.jpg", b"one"), ("two.jpg", big)], compression=zipfile.ZIP_STORED)
+    digests: dict[Path, tuple[str, int]] = {}
+    files = extract_zip(
+        write(tmp_path, data), tmp_path / "out", max_total_bytes=10**8, digests=digests
+    )
+    assert set(digests) == set(files)
+    for path in files:
+        content = path.read_bytes()
+        assert digests[path] == (hashlib.sha256(content).hexdigest(), len(content))

@@ -312,3 +312,18 @@ async def test_a_malformed_answer_never_puts_the_signed_query_in_the_error(
     message = str(info.value)
     assert f"http://{netloc}/a.zip" in message
     assert "deadbeefcafe" not in message and "X-Goog" not in message
+
+
+async def test_unhashed_downloads_get_no_digest(server: RunningServer, tmp_path: Path) -> None:
+    """A download the caller marks unhashed (the zip) is written whole but gets no sha256."""
+    urls = [f"{server.url}/arts/{name}" for name in PACKAGE.names[:2]]
+    got = await download_all(
+        urls,
+        tmp_path,
+        allowed_hosts=frozenset({server.netloc}),
+        metadata_hosts=frozenset(),
+        max_total_bytes=BIG,
+        unhashed=frozenset({0}),
+    )
+    assert got[0].sha256 == "" and got[0].path.read_bytes() == PACKAGE.files[PACKAGE.names[0]]
+    assert got[1].sha256 == hashlib.sha256(PACKAGE.files[PACKAGE.names[1]]).hexdigest()

@@ -90,3 +90,18 @@ async def test_same_name_twice_on_one_side(tmp_path: Path) -> None:
     assert [a.name for a in inventory.arts] == ["x.png", "y.png"]
     assert inventory.arts[0].path == root / "a" / "x.png"
     assert [(d.name, d.kind) for d in inventory.discrepancies] == [("x.png", "different_bytes")]
+
+
+async def test_zip_digests_from_the_extraction_are_not_recomputed(tmp_path: Path) -> None:
+    """A digest handed over by the extraction is used as is: the file is not read again."""
+    root = tmp_path / "zip"
+    paths = zipped(root, {"a.jpg": b"bytes on disk"})
+    given = ("0" * 64, 99)
+    inventory = await build_inventory(
+        zip_files=paths,
+        zip_root=root,
+        zip_url="https://arts.example.com/p.zip",
+        downloads=[],
+        zip_digests={paths[0]: given},
+    )
+    assert (inventory.arts[0].sha256, inventory.arts[0].size) == given

@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
+        _import_jwt_for_hs256_only()
         from notraining_agent.life import daemon  # noqa: PLC0415 - each command imports only what it needs
 
         logs.setup()
@@ -147,6 +148,23 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return int(match_cli.run(args))
     raise AssertionError(args.command)
+
+
+def _import_jwt_for_hs256_only() -> None:
+    """Import PyJWT without ``cryptography``: 9 MiB and a tenth of a second saved at start.
+
+    PyJWT loads ``cryptography`` only for its RSA, EC and EdDSA algorithms, and falls
+    back to the HMAC ones when it is missing. The agent accepts and signs HS256 only
+    (contract section 4), so the daemon hides ``cryptography`` while PyJWT is first
+    imported; anything imported later (google-auth at stop time) gets it normally.
+    """
+    if "jwt" in sys.modules or "cryptography" in sys.modules:
+        return
+    sys.modules["cryptography"] = None  # type: ignore[assignment]  # None: the import raises
+    try:
+        import jwt  # noqa: F401, PLC0415 - the point of this function
+    finally:
+        del sys.modules["cryptography"]
 
 
 async def _check_config(args: argparse.Namespace) -> int:

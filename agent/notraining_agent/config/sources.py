@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
 from notraining_agent.config.settings import (
     ENV_PREFIX,
     JOB_ATTRIBUTE,
@@ -48,6 +46,8 @@ def env_name(key: str) -> str:
 
 def file_layer(path: Path) -> Layer:
     """Values from a YAML mapping; unknown keys are errors (a typo must not pass silently)."""
+    import yaml  # noqa: PLC0415 - only a config file needs it; VMs mostly use metadata (issue 12)
+
     where = f"file {path}"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

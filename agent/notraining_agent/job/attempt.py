@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from notraining_agent.errors import AgentError
-from notraining_agent.job.runner import JobOutcome
 from notraining_agent.life.states import JobState
 from notraining_agent.util.urls import scrub_urls
+
+if TYPE_CHECKING:  # the runner's modules load after the boot report, not at import
+    from notraining_agent.job.runner import JobOutcome
 
 log = logging.getLogger(__name__)
 

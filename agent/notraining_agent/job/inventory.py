@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +51,19 @@ async def build_inventory(
     zip_root: Path,
     zip_url: str | None,
     downloads: Sequence[Downloaded],
+    zip_digests: Mapping[Path, tuple[str, int]] | None = None,
 ) -> Inventory:
-    """Hash the zip's files (in a thread, one at a time) and join them with the downloads."""
+    """Join the zip's files with the downloads; hash a zip file only when not in ``zip_digests``.
+
+    The extraction hashes while it writes (issue 12), so normally nothing is read again.
+    """
     discrepancies: list[Discrepancy] = []
     zipped: list[_Item] = []
     shown_zip = shown_url(zip_url) if zip_url else "zip_art"
+    known = zip_digests or {}
     for path in zip_files:
-        sha256, size = await asyncio.to_thread(_hash_file, path)
+        digest = known.get(path)
+        sha256, size = digest if digest else await asyncio.to_thread(_hash_file, path)
         entry = path.relative_to(zip_root).as_posix()
         name = safe_filename(path.name)
         zipped.append(_Item(name, path, f"{shown_zip}#{entry}", sha256, size))

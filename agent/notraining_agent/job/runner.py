@@ -70,20 +70,29 @@ async def run_job(
         token=token,
         storage_emulator_host=storage_emulator_host,
         on_progress=_throttled("download", ids),
+        unhashed=frozenset({0}) if spec.zip_art else frozenset(),  # the zip's digest is unused
     )
     zip_download = downloads[0] if spec.zip_art else None
     art_downloads = downloads[1:] if spec.zip_art else downloads
 
     zip_files: list[Path] = []
+    zip_digests: dict[Path, tuple[str, int]] = {}
     if zip_download is not None:
         _stage("extract", ids)
         zip_files = await extract_zip_in_thread(
-            zip_download.path, zip_dir, max_total_bytes=settings.max_download_bytes
+            zip_download.path,
+            zip_dir,
+            max_total_bytes=settings.max_download_bytes,
+            digests=zip_digests,
         )
 
     _stage("inventory", ids)
     inventory = await build_inventory(
-        zip_files=zip_files, zip_root=zip_dir, zip_url=spec.zip_art, downloads=art_downloads
+        zip_files=zip_files,
+        zip_root=zip_dir,
+        zip_url=spec.zip_art,
+        downloads=art_downloads,
+        zip_digests=zip_digests,
     )
 
     _stage("process", ids, arts=len(inventory.arts), processor=settings.processor)

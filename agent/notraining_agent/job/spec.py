@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -26,6 +27,10 @@ TEXT_FIELDS = ("country", "channel", "label", "category")
 ID_FIELDS = ("ntd_transaction_id", "no_transaction_id")
 KNOWN_FIELDS = frozenset({*TEXT_FIELDS, *ID_FIELDS, "zip_art", "arts_path"})
 _SHOWN_BAD_ITEMS = 3
+# One regex pass instead of a Python loop per character: a job's 50 URLs are checked
+# on every post and re-post (issue 12).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _Check = Callable[[object], object]
 
 
@@ -145,9 +150,9 @@ def _text(raw: object, limit: int, *, ids: bool = False) -> str | None:
     text = str(raw).strip()
     if len(text) > limit:
         raise _FieldError(f"longer than {limit} characters")
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text):
+    if _CONTROL.search(text):
         raise _FieldError("contains control characters")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+    if _SURROGATE.search(text):
         # "\ud800" inside a JSON-encoded arts_path list escapes the body's own check;
         # such a string cannot be written as UTF-8 to logs, files or a request line.
         raise _FieldError("contains a lone surrogate (\\uD800-\\uDFFF); send valid Unicode")

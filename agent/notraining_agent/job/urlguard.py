@@ -19,6 +19,7 @@ even when allowed: it hands out the VM's service-account token.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -44,6 +45,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_RESOLVE_TIMEOUT = 10.0
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
+_UNSAFE_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one pass, in C
 _GS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
@@ -183,7 +185,7 @@ def static_refusal(  # noqa: PLR0911 - a guard reads best as a list of early ref
     url: str, *, allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]
 ) -> str | None:
     """Why ``url`` is refused before any DNS lookup, or None when it may be tried."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _UNSAFE_CHARS.search(url):
         return "it contains spaces or control characters"
     try:
         parsed = URL(url)
@@ -217,10 +219,15 @@ def _gs_refusal(parsed: URL) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def host_refusal(  # noqa: PLR0911 - a guard reads best as a list of early refusals
     raw_host: str, port: int, *, allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]
 ) -> str | None:
-    """The static rules for one host (as a URL spells it) and port."""
+    """The static rules for one host (as a URL spells it) and port.
+
+    A pure function of its arguments (no DNS), so it is memoised: a job's 50 URLs on
+    one host, and every re-post of the job, cost one check, not 50 (issue 12).
+    """
     host = normalise_host(raw_host)
     refused = metadata_refusal(host, port, metadata_hosts)
     if refused:

@@ -3,18 +3,24 @@
 Start-up (:mod:`.startup`) first; then the state directory; then the receiver, and
 only then the lifecycle (READY=1 is sent once the receiver listens). Every piece
 of business logic lives in the module named for it; this one only connects them.
+
+What only a job needs (the downloader, the extractor, the inventory) is imported
+after the boot report is delivered, in a thread, so start-up pays only for what
+the receiver and the boot report use (issue 12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import signal
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -23,7 +29,6 @@ from notraining_agent.host.power import exit_powers_off, stop_vm
 from notraining_agent.host.systemd import Notifier
 from notraining_agent.http.auth import Authenticator, saturno_authorization
 from notraining_agent.http.receiver import build_app, start_receiver
-from notraining_agent.job.runner import JobRun
 from notraining_agent.job.urlguard import metadata_hosts_from_env
 from notraining_agent.life.boot import BootProbe
 from notraining_agent.life.lifecycle import Collaborators, Lifecycle
@@ -32,6 +37,14 @@ from notraining_agent.life.startup import load
 from notraining_agent.life.store import StateStore
 from notraining_agent.processors import load_processor
 from notraining_agent.util.retry import Clock
+
+if TYPE_CHECKING:
+    from notraining_agent.config import Settings
+    from notraining_agent.job.runner import JobOutcome
+    from notraining_agent.job.spec import JobSpec
+    from notraining_agent.processors.base import Processor
+
+JOB_MODULE = "notraining_agent.job.runner"
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +76,14 @@ async def run(
                     functools.partial(saturno_authorization, settings, instance.name, clock.wall),
                     clock=clock,
                 ),
-                run_job=JobRun(
+                run_job=_LazyJobRun(
                     settings,
                     load_processor(settings.processor),
                     metadata_hosts,
                     tokens.token if tokens is not None else None,
                     environ.get("STORAGE_EMULATOR_HOST"),
                 ),
+                warm_up=functools.partial(asyncio.to_thread, importlib.import_module, JOB_MODULE),
                 stop_vm=functools.partial(
                     stop_vm,
                     settings,
@@ -100,6 +114,30 @@ async def run(
             extra={"event": "listening", "port": receiver.port},
         )
         return await _until_signal(lifecycle.run())
+
+
+@dataclass(frozen=True)
+class _LazyJobRun:
+    """:class:`~notraining_agent.job.runner.JobRun`, its module imported when first needed."""
+
+    settings: Settings
+    processor: Processor
+    metadata_hosts: frozenset[str]
+    token: Callable[[], Awaitable[str]] | None
+    storage_emulator_host: str | None
+
+    async def __call__(self, spec: JobSpec, job_dir: Path) -> JobOutcome:
+        """Run ``spec`` in ``job_dir``."""
+        runner = importlib.import_module(JOB_MODULE)
+        job_run = runner.JobRun(
+            self.settings,
+            self.processor,
+            self.metadata_hosts,
+            self.token,
+            self.storage_emulator_host,
+        )
+        outcome: JobOutcome = await job_run(spec, job_dir)
+        return outcome
 
 
 async def _until_signal(life: Coroutine[Any, Any, int]) -> int:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notraining_agent.config import Settings
 from notraining_agent.gce import InstanceInfo
@@ -32,7 +32,6 @@ from notraining_agent.host.watchers import (
     watch_preempted,
 )
 from notraining_agent.job.attempt import gave_up, run_attempt
-from notraining_agent.job.runner import JobOutcome
 from notraining_agent.job.spec import JobSpec
 from notraining_agent.life import reports
 from notraining_agent.life.saturno import SaturnoClient
@@ -49,9 +48,12 @@ from notraining_agent.life.tasks import TaskOwner
 from notraining_agent.logs import job_context
 from notraining_agent.util.retry import Clock
 
+if TYPE_CHECKING:  # the runner's modules load after the boot report, not at import
+    from notraining_agent.job.runner import JobOutcome
+
 log = logging.getLogger(__name__)
 
-JobRunner = Callable[[JobSpec, Path], Awaitable[JobOutcome]]
+JobRunner = Callable[[JobSpec, Path], Awaitable["JobOutcome"]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Collaborators:
     notifier: Notifier
     clock: Clock
     metadata_hosts: frozenset[str]
+    warm_up: Callable[[], Awaitable[object]] | None = None
+    """Called once the boot report is delivered: loads what only a job needs."""
 
 
 class Lifecycle:
@@ -289,6 +293,8 @@ class Lifecycle:
         await self._deliver(record.register)
         if self._state is AgentState.REGISTERING:
             self._set_state(AgentState.IDLE)
+        if self._p.warm_up is not None:  # after the boot report, never before it (issue 12)
+            await self._p.warm_up()
 
     async def _deliver(self, report: Report) -> None:
         """Deliver a pending report (retried until notify_deadline) and save how it went."""
