@@ -1,5 +1,5 @@
 # The smallest useful deployment: VMs on the default network's internal IPs, the agent
-# from a pinned wheel in Cloud Storage, results in a bucket, Saturno allowed in from its
+# from the release's wheelhouse in Cloud Storage (installed offline), results in a bucket, Saturno allowed in from its
 # subnet. After `terraform apply`, add the auth secret's value once:
 #   printf %s "$JWT_SECRET" | gcloud secrets versions add notraining-agent-auth --data-file=-
 
@@ -14,9 +14,9 @@ module "notraining_agent" {
   register_url = "https://saturno.example.com/api/notraining/register/"
   done_url     = "https://saturno.example.com/api/notraining/done/"
 
-  agent_wheel_url    = var.agent_wheel_url
-  agent_wheel_sha256 = var.agent_wheel_sha256
-  output_uri         = "gs://${var.results_bucket}/notraining"
+  agent_wheelhouse_url    = var.agent_wheelhouse_url
+  agent_wheelhouse_sha256 = var.agent_wheelhouse_sha256
+  output_uri              = "gs://${var.results_bucket}/notraining"
 
   saturno_source_ranges   = var.saturno_source_ranges
   saturno_service_account = var.saturno_service_account

@@ -28,9 +28,9 @@ output "instance_name_condition" {
   value       = local.instance_name_condition
 }
 
-output "wheel_bucket" {
-  description = "Bucket of a gs:// agent_wheel_url, else null."
-  value       = local.wheel_bucket
+output "wheelhouse_bucket" {
+  description = "Bucket of a gs:// agent_wheelhouse_url, else null."
+  value       = local.wheelhouse_bucket
 }
 
 output "output_bucket" {
