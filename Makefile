@@ -37,10 +37,13 @@ $(CHECKOV_VENV)/.installed: $(UV) requirements/checkov.txt
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 
-## Update the lock to the newest releases the pyproject ranges admit, and its exports.
+## Update uv.lock to the newest releases pyproject.toml admits, then its exports under
+## requirements/ (hashed; the wheelhouse and Terraform read them) and checkov's own lock.
+## `make lock UPGRADE=` re-resolves only what a pyproject.toml change needs.
+UPGRADE ?= --upgrade
 lock: $(UV)
-	$(UV) lock --upgrade
-	$(BIN)/python tools/lock_exports.py --uv $(UV)
+	$(UV) lock $(UPGRADE)
+	$(BIN)/python tools/lockfiles.py --uv $(UV) $(UPGRADE)
 
 ## The release: dist/ gets the wheel, the wheelhouse archive and SHA256SUMS.
 ## `make dist EXTRAS=vision,gcs` puts the extras' wheels in the wheelhouse too.
@@ -64,7 +67,7 @@ demo: $(STAMP)
 	$(BIN)/notraining-agent demo
 
 ## Lint, then every test (unit, integration against the emulators, infra checks).
-test: lint
+test: lint checkov-venv
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -84,7 +87,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-infra: $(STAMP)
+infra: $(STAMP) checkov-venv
 	$(BIN)/pytest tests/infra
 
 ## Benchmarks; results are recorded by hand in bench/RESULTS.md.
