@@ -159,6 +159,7 @@ def main() -> int:
                 rows.append((target, installer, seconds, runs[-1][1], wheels))
                 print(f"{target:6} {installer:3} median {statistics.median(seconds):.2f} s")
     body = table(rows)
+    load = Path("/proc/loadavg").read_text().split()[:3]
     print(body)
     (BENCH / "RESULTS_install.md").write_text(body + "\n", encoding="utf-8")
     record(
@@ -167,7 +168,8 @@ def main() -> int:
         f"warm cache, as the boot recipe does; CPython {PYTHON.name[6:]}, the machine shared with\n"
         f"other work. `wheels` counts the pinned requirements (the agent included). pip: `venv`\n"
         f"with ensurepip, then `pip install --no-index --require-hashes`. uv: its binary out of\n"
-        f"its wheel, `uv venv`, `uv pip install --offline --no-index --require-hashes`.\n\n"
+        f"its wheel, `uv venv`, `uv pip install --offline --no-index --require-hashes`.\n"
+        f"Load average at the end: {' '.join(load)} on {os.cpu_count()} cores.\n\n"
         f"{body}\n"
     )
     return 0
