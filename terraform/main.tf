@@ -26,9 +26,10 @@ module "settings" {
   assign_external_ip      = var.assign_external_ip
   create_firewall         = var.create_firewall
   saturno_source_ranges   = var.saturno_source_ranges
-  agent_wheel_url         = var.agent_wheel_url
-  agent_wheel_sha256      = var.agent_wheel_sha256
+  agent_wheelhouse_url    = var.agent_wheelhouse_url
+  agent_wheelhouse_sha256 = var.agent_wheelhouse_sha256
   agent_version           = var.agent_version
+  agent_wheel_sha256      = var.agent_wheel_sha256
   pip_index_url           = var.pip_index_url
   agent_extras            = var.agent_extras
   register_url            = var.register_url
@@ -128,9 +129,9 @@ resource "google_secret_manager_secret_iam_binding" "auth_accessor" {
 # --- Buckets -------------------------------------------------------------------------
 
 resource "google_storage_bucket_iam_member" "wheel_reader" {
-  count = var.grant_bucket_access && module.settings.wheel_bucket != null ? 1 : 0
+  count = var.grant_bucket_access && module.settings.wheelhouse_bucket != null ? 1 : 0
 
-  bucket = module.settings.wheel_bucket
+  bucket = module.settings.wheelhouse_bucket
   role   = "roles/storage.objectViewer"
   member = local.agent_member
 }

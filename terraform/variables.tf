@@ -129,32 +129,38 @@ variable "saturno_source_ranges" {
 
 # --- The agent package ---------------------------------------------------------------
 
-variable "agent_wheel_url" {
-  description = "The agent's wheel, `gs://BUCKET/PATH/notraining_agent-VERSION-py3-none-any.whl` (read with the VM's service account) or an https URL. Set this or agent_version."
+variable "agent_wheelhouse_url" {
+  description = "The release's wheelhouse (`make dist` writes dist/notraining_agent-VERSION-wheelhouse[-EXTRAS].tar): `gs://BUCKET/PATH/NAME.tar`, read with the VM's service account, or an https URL. The VM installs the agent and every locked dependency from it with no index and no apt. Set this or agent_version."
   type        = string
   default     = null
 }
 
-variable "agent_wheel_sha256" {
-  description = "SHA-256 of the wheel at agent_wheel_url (hex); the boot recipe refuses any other file. Required with agent_wheel_url."
+variable "agent_wheelhouse_sha256" {
+  description = "SHA-256 of the wheelhouse at agent_wheelhouse_url (hex, its line in dist/SHA256SUMS); the boot recipe refuses any other file. Required with agent_wheelhouse_url."
   type        = string
   default     = null
 }
 
 variable "agent_version" {
-  description = "Pinned version of the notraining-agent distribution to install from pip_index_url. Set this or agent_wheel_url."
+  description = "Pinned version of the notraining-agent distribution to install from pip_index_url, with its dependencies pinned and hashed by the repository's lock (requirements/). Set this or agent_wheelhouse_url."
+  type        = string
+  default     = null
+}
+
+variable "agent_wheel_sha256" {
+  description = "SHA-256 of the agent's wheel of agent_version on pip_index_url (hex, its line in dist/SHA256SUMS): the index install refuses any other file. Required with agent_version."
   type        = string
   default     = null
 }
 
 variable "pip_index_url" {
-  description = "Package index for the agent (agent_version) and its dependencies; null means PyPI."
+  description = "Package index (PEP 503 simple API) for the index install (agent_version): the agent, uv and the locked dependencies, all checked against their hashes; null means PyPI. Unused with agent_wheelhouse_url."
   type        = string
   default     = null
 }
 
 variable "agent_extras" {
-  description = "Extras of the agent to install (`vision`, `gcs`). `gcs` is added by itself when output_uri is gs://."
+  description = "Extras of the agent to install (`vision`, `gcs`). `gcs` is added by itself when output_uri is gs://. With agent_wheelhouse_url the wheelhouse must hold them (`make dist EXTRAS=gcs,vision`)."
   type        = list(string)
   default     = []
 }
@@ -270,7 +276,7 @@ variable "saturno_service_account" {
 }
 
 variable "grant_bucket_access" {
-  description = "Grant the agent's service account read access to the wheel's bucket (gs:// agent_wheel_url) and object read/write access to the output bucket (gs:// output_uri)."
+  description = "Grant the agent's service account read access to the wheelhouse's bucket (gs:// agent_wheelhouse_url) and object read/write access to the output bucket (gs:// output_uri)."
   type        = bool
   default     = true
 }

@@ -1,9 +1,10 @@
 """The #cloud-config that Terraform renders (templatefile, in a real offline plan) is valid
-for cloud-init 22.4, installs the agent from a pinned source, writes the units verbatim
+for cloud-init 22.4, installs the agent from a hashed source with no apt, writes the units verbatim
 and arms the dead-man's switch before anything can fail."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.tools import CLOUD_INIT_DIR, SHA256, VARIANTS, require, run
+from tests.infra.tools import CLOUD_INIT_DIR, REPO, SHA256, VARIANTS, require, run
 
 pytestmark = pytest.mark.infra
 
@@ -66,7 +67,7 @@ def test_deadman_deadline_comes_from_terraform(settings_outputs: Outputs) -> Non
 
 def test_deadman_is_armed_before_the_install(settings_outputs: Outputs) -> None:
     """runcmd enables the timer, then installs, then starts the agent without blocking."""
-    commands = [" ".join(c) for c in cloud_config(settings_outputs, "gcs_wheel")["runcmd"]]
+    commands = [" ".join(c) for c in cloud_config(settings_outputs, "gcs_wheelhouse")["runcmd"]]
     assert commands == [
         "systemctl daemon-reload",
         "systemctl enable --now notraining-deadman.timer",
@@ -114,29 +115,58 @@ def install_script(outputs: Outputs, variant: str) -> str:
     return script
 
 
-def test_gcs_wheel_is_downloaded_checked_then_installed(settings_outputs: Outputs) -> None:
-    """The wheel comes from GCS with the VM's token, passes sha256sum, then pip installs it."""
-    script = install_script(settings_outputs, "gcs_wheel")
-    url = "https://storage.googleapis.com/example-artifacts/dist/notraining_agent-0.1.0-py3-none-any.whl"
+def test_gcs_wheelhouse_is_downloaded_checked_then_installed_offline(
+    settings_outputs: Outputs,
+) -> None:
+    """The wheelhouse comes from GCS with the VM's token, passes sha256sum, then uv installs
+    its gcs requirements with no index at all."""
+    script = install_script(settings_outputs, "gcs_wheelhouse")
+    url = "https://storage.googleapis.com/example-artifacts/dist/notraining_agent-0.1.0-wheelhouse-gcs.tar"
     download = script.index(url)
-    check = script.index(f'echo "{SHA256}  $wheel" | sha256sum --check --strict -')
-    install = script.index('pip install "$wheel[gcs]"')
-    assert download < check < install
-    assert "git" not in script.split()
+    check = script.index(f'echo "{SHA256}  $archive" | sha256sum --check --strict -')
+    unpack = script.index('tar -xf "$archive" -C "$work"')
+    install = script.index(
+        '"$uv" pip install --quiet --python "$venv/bin/python" --offline --no-index \\\n'
+        '  --find-links "$house" --require-hashes -r "$requirements"'
+    )
+    assert download < check < unpack < install
+    assert 'requirements="$house/requirements-gcs.txt"' in script
+    assert "--index-url" not in script
     # The token reaches curl on stdin (-H @-), never on a command line other users can see.
     assert "printf 'Authorization: Bearer %s\\n' \"$token\" |" in script
     assert "curl -fsS --retry 5 -H @-" in script
     assert "Bearer $token" not in script
 
 
-def test_index_version_is_pinned(settings_outputs: Outputs) -> None:
-    """Without a wheel, pip installs exactly agent_version from pip_index_url."""
+def test_index_version_is_pinned_and_hashed(settings_outputs: Outputs) -> None:
+    """Without a wheelhouse, uv installs exactly agent_version from pip_index_url, the agent
+    by agent_wheel_sha256 and every dependency by the lock's hashes."""
     script = install_script(settings_outputs, "index_version")
     assert (
-        "pip install --index-url 'https://us-python.pkg.dev/example-project/agents/simple/' "
-        "'notraining-agent==0.1.0'" in script
+        "--index-url 'https://us-python.pkg.dev/example-project/agents/simple/' \\\n"
+        "  --require-hashes -r /usr/local/share/notraining-agent/requirements.txt" in script
     )
     assert "curl" not in script
+    files = written(cloud_config(settings_outputs, "index_version"))
+    pinned = files["/usr/local/share/notraining-agent/requirements.txt"]["content"]
+    assert f"notraining-agent==0.1.0 \\\n    --hash=sha256:{SHA256}\n" in pinned
+    locked = (REPO / "requirements" / "agent.txt").read_text()
+    assert pinned.endswith(locked)
+    installer = (REPO / "requirements" / "installer.txt").read_text()
+    for digest in re.findall(r"--hash=sha256:([0-9a-f]{64})", installer):
+        assert f'"{digest}"' in script
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_boot_step_needs_apt_pip_or_ensurepip(settings_outputs: Outputs, variant: str) -> None:
+    """The install uses uv (from the wheelhouse or fetched by hash), never apt, pip or venv's
+    ensurepip, so an image without python3-venv and without an apt mirror still boots."""
+    script = install_script(settings_outputs, variant)
+    commands = "\n".join(ln for ln in script.splitlines() if not ln.lstrip().startswith("#"))
+    for word in ("apt-get", "apt ", "python3-venv", "ensurepip", "-m venv", "bin/pip"):
+        assert word not in commands, word
+    assert '"$uv" venv --quiet --python "$(command -v python3)" "$venv"' in script
+    assert "UV_PYTHON_DOWNLOADS=never" in script
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -25,11 +25,11 @@ BASE_VARIABLES: dict[str, Any] = {
     "saturno_source_ranges": ["10.10.0.0/24"],
 }
 VARIANTS: dict[str, dict[str, Any]] = {
-    # A wheel from Cloud Storage, results to a bucket, every optional setting on.
-    "gcs_wheel": {
+    # The release's wheelhouse from Cloud Storage, results to a bucket, every optional setting on.
+    "gcs_wheelhouse": {
         **BASE_VARIABLES,
-        "agent_wheel_url": "gs://example-artifacts/dist/notraining_agent-0.1.0-py3-none-any.whl",
-        "agent_wheel_sha256": SHA256,
+        "agent_wheelhouse_url": "gs://example-artifacts/dist/notraining_agent-0.1.0-wheelhouse-gcs.tar",
+        "agent_wheelhouse_sha256": SHA256,
         "output_uri": "gs://example-results/notraining",
         "jwt_audience": "notraining",
         "identity_audience": "https://saturno.example.com",
@@ -39,10 +39,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "processor": "manifest",
         "self_stop": "delete",
     },
-    # A pinned version from a private index, the module's defaults otherwise.
+    # A pinned, hashed version from a private index, the module's defaults otherwise.
     "index_version": {
         **BASE_VARIABLES,
         "agent_version": "0.1.0",
+        "agent_wheel_sha256": SHA256,
         "pip_index_url": "https://us-python.pkg.dev/example-project/agents/simple/",
     },
 }

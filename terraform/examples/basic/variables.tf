@@ -3,13 +3,13 @@ variable "project_id" {
   type        = string
 }
 
-variable "agent_wheel_url" {
-  description = "gs:// URL of the agent's wheel (`pip wheel --no-deps -w dist .`, then `gcloud storage cp dist/*.whl gs://...`)."
+variable "agent_wheelhouse_url" {
+  description = "gs:// URL of the release's wheelhouse (`make dist EXTRAS=gcs`, then `gcloud storage cp dist/notraining_agent-*-wheelhouse-gcs.tar gs://...`)."
   type        = string
 }
 
-variable "agent_wheel_sha256" {
-  description = "sha256sum of that wheel."
+variable "agent_wheelhouse_sha256" {
+  description = "sha256 of that wheelhouse (its line in dist/SHA256SUMS)."
   type        = string
 }
 

@@ -67,8 +67,8 @@ locals {
   network_self_link    = "${local.compute_api}/projects/${local.network_project}/global/networks/${local.network_name}"
   subnetwork_self_link = local.subnetwork_parts == null ? null : format("%s/projects/%s/regions/%s/subnetworks/%s", local.compute_api, local.subnetwork_parts...)
 
-  wheel_bucket  = try(regex("^gs://([^/]+)/", var.agent_wheel_url)[0], null)
-  output_bucket = try(regex("^gs://([^/]+)", var.output_uri)[0], null)
+  wheelhouse_bucket = try(regex("^gs://([^/]+)/", var.agent_wheelhouse_url)[0], null)
+  output_bucket     = try(regex("^gs://([^/]+)", var.output_uri)[0], null)
 
   # --- The agent's configuration ---------------------------------------------------------
   # Attribute names are the agent's keys (CONTRACT.md section 2) with `notraining-` in
@@ -97,20 +97,29 @@ locals {
 
   # --- The boot recipe -------------------------------------------------------------------
   cloud_init_dir = "${path.module}/../../../cloud-init"
-  extras         = distinct(concat(var.agent_extras, local.output_bucket != null ? ["gcs"] : []))
+  extras         = sort(distinct(concat(var.agent_extras, local.output_bucket != null ? ["gcs"] : [])))
+  # The lock's exports (make lock): the index install pins and hashes every dependency with
+  # them, and fetches uv by the hashes of requirements/installer.txt.
+  requirements_dir = "${path.module}/../../../requirements"
+  locked_runtime   = file("${local.requirements_dir}/${join("-", concat(["agent"], local.extras))}.txt")
+  installer        = file("${local.requirements_dir}/installer.txt")
+  index_url        = var.pip_index_url == null ? "https://pypi.org/simple/" : var.pip_index_url
   user_data = templatefile("${local.cloud_init_dir}/user-data.yaml.tftpl", {
-    agent_unit         = file("${local.cloud_init_dir}/notraining-agent.service")
-    deadman_timer      = file("${local.cloud_init_dir}/notraining-deadman.timer")
-    deadman_service    = file("${local.cloud_init_dir}/notraining-deadman.service")
-    deadman_seconds    = local.deadman_seconds
-    wheel_url          = var.agent_wheel_url == null ? "" : var.agent_wheel_url
-    wheel_download_url = var.agent_wheel_url == null ? "" : replace(var.agent_wheel_url, "/^gs:///", "https://storage.googleapis.com/")
-    wheel_from_gcs     = local.wheel_bucket != null
-    wheel_file         = var.agent_wheel_url == null ? "" : basename(var.agent_wheel_url)
-    wheel_sha256       = var.agent_wheel_sha256 == null ? "" : var.agent_wheel_sha256
-    agent_version      = var.agent_version == null ? "" : var.agent_version
-    pip_index_url      = var.pip_index_url == null ? "" : var.pip_index_url
-    extras             = length(local.extras) > 0 ? "[${join(",", sort(local.extras))}]" : ""
+    agent_unit              = file("${local.cloud_init_dir}/notraining-agent.service")
+    deadman_timer           = file("${local.cloud_init_dir}/notraining-deadman.timer")
+    deadman_service         = file("${local.cloud_init_dir}/notraining-deadman.service")
+    deadman_seconds         = local.deadman_seconds
+    wheelhouse_url          = var.agent_wheelhouse_url == null ? "" : var.agent_wheelhouse_url
+    wheelhouse_download_url = var.agent_wheelhouse_url == null ? "" : replace(var.agent_wheelhouse_url, "/^gs:///", "https://storage.googleapis.com/")
+    wheelhouse_from_gcs     = local.wheelhouse_bucket != null
+    wheelhouse_sha256       = var.agent_wheelhouse_sha256 == null ? "" : var.agent_wheelhouse_sha256
+    requirements_file       = join("-", concat(["requirements"], local.extras))
+    agent_requirement       = "notraining-agent${length(local.extras) > 0 ? "[${join(",", local.extras)}]" : ""}==${var.agent_version == null ? "" : var.agent_version}"
+    agent_wheel_sha256      = var.agent_wheel_sha256 == null ? "" : var.agent_wheel_sha256
+    locked_runtime          = local.locked_runtime
+    index_url               = endswith(local.index_url, "/") ? local.index_url : "${local.index_url}/"
+    uv_version              = regex("(?m)^uv==([^ ;]+)", local.installer)[0]
+    uv_hashes               = flatten(regexall("--hash=sha256:([0-9a-f]{64})", local.installer))
   })
 
   # What the agent needs in the VM's metadata; the root module adds the access switches

@@ -43,9 +43,9 @@ output "subnetwork_self_link" {
   value       = local.subnetwork_self_link
 }
 
-output "wheel_bucket" {
-  description = "Bucket of a gs:// agent_wheel_url, else null."
-  value       = local.wheel_bucket
+output "wheelhouse_bucket" {
+  description = "Bucket of a gs:// agent_wheelhouse_url, else null."
+  value       = local.wheelhouse_bucket
 }
 
 output "output_bucket" {

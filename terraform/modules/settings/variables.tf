@@ -261,40 +261,40 @@ variable "saturno_source_ranges" {
 
 # --- The agent package ---------------------------------------------------------------
 
-variable "agent_wheel_url" {
-  description = "The agent's wheel, `gs://BUCKET/PATH/notraining_agent-VERSION-py3-none-any.whl` (read with the VM's service account) or an https URL. Set this or agent_version."
+variable "agent_wheelhouse_url" {
+  description = "The release's wheelhouse (`make dist` writes dist/notraining_agent-VERSION-wheelhouse[-EXTRAS].tar): `gs://BUCKET/PATH/NAME.tar`, read with the VM's service account, or an https URL. The VM installs the agent and every locked dependency from it with no index and no apt. Set this or agent_version."
   type        = string
   default     = null
 
   validation {
-    condition     = var.agent_wheel_url == null || can(regex("^(gs|https)://[a-z0-9][-a-z0-9_.]*[a-z0-9](:[0-9]+)?/([-A-Za-z0-9_.+/]*/)?notraining_agent-[0-9][-A-Za-z0-9_.+]*\\.whl$", coalesce(var.agent_wheel_url, "x")))
-    error_message = "agent_wheel_url must be a gs:// or https:// URL whose file name is a notraining_agent wheel (notraining_agent-VERSION-py3-none-any.whl)."
+    condition     = var.agent_wheelhouse_url == null || can(regex("^(gs|https)://[a-z0-9][-a-z0-9_.]*[a-z0-9](:[0-9]+)?/([-A-Za-z0-9_.+/]*/)?[-A-Za-z0-9_.+]+\\.tar$", coalesce(var.agent_wheelhouse_url, "x")))
+    error_message = "agent_wheelhouse_url must be a gs:// or https:// URL of a .tar wheelhouse (make dist writes dist/notraining_agent-VERSION-wheelhouse.tar)."
   }
 
   validation {
-    condition     = (var.agent_wheel_url == null) != (var.agent_version == null)
-    error_message = "Set exactly one of agent_wheel_url (a pinned wheel) and agent_version (a pinned version from pip_index_url)."
+    condition     = (var.agent_wheelhouse_url == null) != (var.agent_version == null)
+    error_message = "Set exactly one of agent_wheelhouse_url (the release's wheelhouse, installed offline) and agent_version (a pinned version from pip_index_url)."
   }
 }
 
-variable "agent_wheel_sha256" {
-  description = "SHA-256 of the wheel at agent_wheel_url (hex); the boot recipe refuses any other file. Required with agent_wheel_url."
+variable "agent_wheelhouse_sha256" {
+  description = "SHA-256 of the wheelhouse at agent_wheelhouse_url (hex, its line in dist/SHA256SUMS); the boot recipe refuses any other file. Required with agent_wheelhouse_url."
   type        = string
   default     = null
 
   validation {
-    condition     = var.agent_wheel_sha256 == null || can(regex("^[0-9a-f]{64}$", coalesce(var.agent_wheel_sha256, "x")))
-    error_message = "agent_wheel_sha256 must be 64 lowercase hex digits (sha256sum's output)."
+    condition     = var.agent_wheelhouse_sha256 == null || can(regex("^[0-9a-f]{64}$", coalesce(var.agent_wheelhouse_sha256, "x")))
+    error_message = "agent_wheelhouse_sha256 must be 64 lowercase hex digits (sha256sum's output)."
   }
 
   validation {
-    condition     = (var.agent_wheel_url == null) == (var.agent_wheel_sha256 == null)
-    error_message = "agent_wheel_sha256 must be set together with agent_wheel_url, and only then."
+    condition     = (var.agent_wheelhouse_url == null) == (var.agent_wheelhouse_sha256 == null)
+    error_message = "agent_wheelhouse_sha256 must be set together with agent_wheelhouse_url, and only then."
   }
 }
 
 variable "agent_version" {
-  description = "Pinned version of the notraining-agent distribution to install from pip_index_url. Set this or agent_wheel_url."
+  description = "Pinned version of the notraining-agent distribution to install from pip_index_url, with its dependencies pinned and hashed by the repository's lock (requirements/). Set this or agent_wheelhouse_url."
   type        = string
   default     = null
 
@@ -304,8 +304,24 @@ variable "agent_version" {
   }
 }
 
+variable "agent_wheel_sha256" {
+  description = "SHA-256 of the agent's wheel of agent_version on pip_index_url (hex, its line in dist/SHA256SUMS): the index install refuses any other file. Required with agent_version."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.agent_wheel_sha256 == null || can(regex("^[0-9a-f]{64}$", coalesce(var.agent_wheel_sha256, "x")))
+    error_message = "agent_wheel_sha256 must be 64 lowercase hex digits (sha256sum's output)."
+  }
+
+  validation {
+    condition     = (var.agent_version == null) == (var.agent_wheel_sha256 == null)
+    error_message = "agent_wheel_sha256 must be set together with agent_version, and only then: the index install is hashed."
+  }
+}
+
 variable "pip_index_url" {
-  description = "Package index for the agent (agent_version) and its dependencies; null means PyPI."
+  description = "Package index (PEP 503 simple API) for the index install (agent_version): the agent, uv and the locked dependencies, all checked against their hashes; null means PyPI. Unused with agent_wheelhouse_url."
   type        = string
   default     = null
 
@@ -316,7 +332,7 @@ variable "pip_index_url" {
 }
 
 variable "agent_extras" {
-  description = "Extras of the agent to install (`vision`, `gcs`). `gcs` is added by itself when output_uri is gs://."
+  description = "Extras of the agent to install (`vision`, `gcs`). `gcs` is added by itself when output_uri is gs://. With agent_wheelhouse_url the wheelhouse must hold them (`make dist EXTRAS=gcs,vision`)."
   type        = list(string)
   default     = []
 
@@ -529,7 +545,7 @@ variable "saturno_service_account" {
 }
 
 variable "grant_bucket_access" {
-  description = "Grant the agent's service account read access to the wheel's bucket (gs:// agent_wheel_url) and object read/write access to the output bucket (gs:// output_uri)."
+  description = "Grant the agent's service account read access to the wheelhouse's bucket (gs:// agent_wheelhouse_url) and object read/write access to the output bucket (gs:// output_uri)."
   type        = bool
   default     = true
 }

@@ -6,6 +6,7 @@ variables {
   register_url          = "https://saturno.example.com/api/vm/register/"
   done_url              = "https://saturno.example.com/api/vm/done/"
   agent_version         = "0.1.0"
+  agent_wheel_sha256    = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
   saturno_source_ranges = ["10.10.0.0/24"]
 }
 
@@ -68,7 +69,7 @@ run "optional_settings_appear_only_when_set" {
   }
 
   assert {
-    condition     = strcontains(output.user_data, "'notraining-agent[gcs]==0.1.0'")
+    condition     = strcontains(output.user_data, "notraining-agent[gcs]==0.1.0 \\")
     error_message = "A gs:// output_uri must install the agent's gcs extra."
   }
 }
@@ -156,42 +157,69 @@ run "max_run_duration_can_be_disabled" {
   }
 }
 
-run "a_gcs_wheel_is_fetched_with_the_vm_identity_and_checked" {
+run "a_gcs_wheelhouse_is_fetched_with_the_vm_identity_checked_and_installed_offline" {
   command = plan
   variables {
-    agent_version      = null
-    agent_wheel_url    = "gs://example-artifacts/dist/notraining_agent-0.1.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "gs://example-artifacts/dist/notraining_agent-0.1.0-wheelhouse.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
   }
 
   assert {
-    condition     = output.wheel_bucket == "example-artifacts"
-    error_message = "A gs:// wheel must name the bucket the service account reads."
+    condition     = output.wheelhouse_bucket == "example-artifacts"
+    error_message = "A gs:// wheelhouse must name the bucket the service account reads."
   }
 
   assert {
     condition = alltrue([
-      strcontains(output.user_data, "'https://storage.googleapis.com/example-artifacts/dist/notraining_agent-0.1.0-py3-none-any.whl'"),
+      strcontains(output.user_data, "'https://storage.googleapis.com/example-artifacts/dist/notraining_agent-0.1.0-wheelhouse.tar'"),
       strcontains(output.user_data, "instance/service-accounts/default/token"),
-      strcontains(output.user_data, "echo \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  $wheel\" | sha256sum --check --strict -"),
-      !strcontains(output.user_data, "notraining-agent==")
+      strcontains(output.user_data, "echo \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  $archive\" | sha256sum --check --strict -"),
+      strcontains(output.user_data, "--offline --no-index"),
+      strcontains(output.user_data, "--require-hashes -r \"$requirements\""),
+      !strcontains(output.user_data, "apt-get"),
+      !strcontains(output.user_data, "--index-url"),
     ])
-    error_message = "A gs:// wheel must be downloaded with the VM's token and checked against its sha256 before pip installs it."
+    error_message = "A gs:// wheelhouse must be downloaded with the VM's token, checked against its sha256, then installed with no index."
   }
 }
 
-run "an_index_version_is_pinned" {
+run "the_wheelhouse_requirements_follow_the_extras" {
   command = plan
-  variables { pip_index_url = "https://us-python.pkg.dev/example-project/agents/simple/" }
-
-  assert {
-    condition     = strcontains(output.user_data, "pip install --index-url 'https://us-python.pkg.dev/example-project/agents/simple/' 'notraining-agent==0.1.0'")
-    error_message = "agent_version must be installed pinned, from pip_index_url."
+  variables {
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "https://artifacts.example.com/notraining_agent-0.1.0-wheelhouse-gcs-vision.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    agent_extras            = ["vision"]
+    output_uri              = "gs://example-results/notraining"
   }
 
   assert {
-    condition     = output.wheel_bucket == null
-    error_message = "Without a gs:// wheel no bucket is read."
+    condition     = strcontains(output.user_data, "requirements=\"$house/requirements-gcs-vision.txt\"")
+    error_message = "The recipe must install the wheelhouse's requirements for the extras it needs (vision, and gcs for a gs:// output_uri)."
+  }
+}
+
+run "an_index_version_is_pinned_and_hashed" {
+  command = plan
+  variables { pip_index_url = "https://us-python.pkg.dev/example-project/agents/simple" }
+
+  assert {
+    condition = alltrue([
+      strcontains(output.user_data, "notraining-agent==0.1.0 \\\n          --hash=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"),
+      strcontains(output.user_data, "--index-url 'https://us-python.pkg.dev/example-project/agents/simple/'"),
+      strcontains(output.user_data, "python3 - 'https://us-python.pkg.dev/example-project/agents/simple/uv/'"),
+      strcontains(output.user_data, "--require-hashes -r /usr/local/share/notraining-agent/requirements.txt"),
+      !strcontains(output.user_data, "apt-get"),
+    ])
+    error_message = "agent_version must be installed pinned to agent_wheel_sha256 from pip_index_url, uv and every dependency by the lock's hashes."
+  }
+
+  assert {
+    condition     = output.wheelhouse_bucket == null
+    error_message = "Without a gs:// wheelhouse no bucket is read."
   }
 }
 

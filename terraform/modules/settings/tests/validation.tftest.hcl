@@ -7,6 +7,7 @@ variables {
   register_url          = "https://saturno.example.com/api/vm/register/"
   done_url              = "https://saturno.example.com/api/vm/done/"
   agent_version         = "0.1.0"
+  agent_wheel_sha256    = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
   saturno_source_ranges = ["10.10.0.0/24"]
 }
 
@@ -399,81 +400,102 @@ run "saturno_source_ranges_may_be_empty_without_the_firewall" {
 
 # --- The agent package ---------------------------------------------------------------
 
-run "agent_wheel_url_accepts_gcs_with_its_sha256" {
+run "agent_wheelhouse_url_accepts_gcs_with_its_sha256" {
+  command = plan
+  variables {
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "gs://example-artifacts/notraining_agent-0.1.0-wheelhouse.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+}
+
+run "agent_wheelhouse_url_accepts_https_with_a_port" {
+  command = plan
+  variables {
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "https://10.0.2.2:8443/dist/notraining_agent-1.2.0+build.7-wheelhouse-gcs-vision.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+}
+
+run "agent_wheelhouse_url_refuses_a_wheel" {
+  command = plan
+  variables {
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "gs://example-artifacts/notraining_agent-0.1.0-py3-none-any.whl"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+  expect_failures = [var.agent_wheelhouse_url]
+}
+
+run "agent_wheelhouse_url_refuses_plain_http" {
+  command = plan
+  variables {
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "http://artifacts.example.com/notraining_agent-0.1.0-wheelhouse.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+  expect_failures = [var.agent_wheelhouse_url]
+}
+
+run "agent_wheelhouse_url_and_agent_version_are_exclusive" {
+  command = plan
+  variables {
+    agent_wheelhouse_url    = "gs://example-artifacts/notraining_agent-0.1.0-wheelhouse.tar"
+    agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  }
+  expect_failures = [var.agent_wheelhouse_url]
+}
+
+run "agent_wheelhouse_url_or_agent_version_is_required" {
   command = plan
   variables {
     agent_version      = null
-    agent_wheel_url    = "gs://example-artifacts/notraining_agent-0.1.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    agent_wheel_sha256 = null
   }
+  expect_failures = [var.agent_wheelhouse_url]
 }
 
-run "agent_wheel_url_accepts_https" {
+run "agent_wheelhouse_sha256_refuses_uppercase_hex" {
   command = plan
   variables {
-    agent_version      = null
-    agent_wheel_url    = "https://artifacts.example.com:8443/dist/notraining_agent-1.2.0+build.7-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    agent_version           = null
+    agent_wheel_sha256      = null
+    agent_wheelhouse_url    = "gs://example-artifacts/notraining_agent-0.1.0-wheelhouse.tar"
+    agent_wheelhouse_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
   }
+  expect_failures = [var.agent_wheelhouse_sha256]
 }
 
-run "agent_wheel_url_refuses_another_wheel" {
+run "agent_wheelhouse_sha256_is_required_with_the_wheelhouse" {
   command = plan
   variables {
-    agent_version      = null
-    agent_wheel_url    = "gs://example-artifacts/requests-2.31.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    agent_version        = null
+    agent_wheel_sha256   = null
+    agent_wheelhouse_url = "gs://example-artifacts/notraining_agent-0.1.0-wheelhouse.tar"
   }
-  expect_failures = [var.agent_wheel_url]
+  expect_failures = [var.agent_wheelhouse_sha256]
 }
 
-run "agent_wheel_url_refuses_plain_http" {
+run "agent_wheelhouse_sha256_is_refused_without_the_wheelhouse" {
   command = plan
-  variables {
-    agent_version      = null
-    agent_wheel_url    = "http://artifacts.example.com/notraining_agent-0.1.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  }
-  expect_failures = [var.agent_wheel_url]
-}
-
-run "agent_wheel_url_and_agent_version_are_exclusive" {
-  command = plan
-  variables {
-    agent_wheel_url    = "gs://example-artifacts/notraining_agent-0.1.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  }
-  expect_failures = [var.agent_wheel_url]
-}
-
-run "agent_wheel_url_or_agent_version_is_required" {
-  command = plan
-  variables { agent_version = null }
-  expect_failures = [var.agent_wheel_url]
+  variables { agent_wheelhouse_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+  expect_failures = [var.agent_wheelhouse_sha256]
 }
 
 run "agent_wheel_sha256_refuses_uppercase_hex" {
   command = plan
-  variables {
-    agent_version      = null
-    agent_wheel_url    = "gs://example-artifacts/notraining_agent-0.1.0-py3-none-any.whl"
-    agent_wheel_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
-  }
+  variables { agent_wheel_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF" }
   expect_failures = [var.agent_wheel_sha256]
 }
 
-run "agent_wheel_sha256_is_required_with_the_wheel" {
+run "agent_wheel_sha256_is_required_with_agent_version" {
   command = plan
-  variables {
-    agent_version   = null
-    agent_wheel_url = "gs://example-artifacts/notraining_agent-0.1.0-py3-none-any.whl"
-  }
-  expect_failures = [var.agent_wheel_sha256]
-}
-
-run "agent_wheel_sha256_is_refused_without_the_wheel" {
-  command = plan
-  variables { agent_wheel_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+  variables { agent_wheel_sha256 = null }
   expect_failures = [var.agent_wheel_sha256]
 }
 
