@@ -110,6 +110,9 @@ async def _play_saturno(world: World, agent: AgentProcess, timeline: Timeline, r
     matched = True
     if manifest is not None:
         _print_manifest(manifest)
+        sheet = manifest.parent / "contact-sheet.png"
+        if sheet.exists():
+            print(f"contact sheet (every art, its keypoints, recall and warning): {sheet}")
         if (manifest.parent / "index.npz").exists():
             matched = await _match_store_photo(world.art.package, manifest.parent, root)
     ok = code == 0 and end.get("status") == "done" and bool(stops) and matched

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from notraining_agent.processors.keypoints import matcher as matcher_mod
+from notraining_agent.processors.keypoints import synth
 from notraining_agent.processors.keypoints.features import decode_gray
 from notraining_agent.processors.keypoints.index import Index
 from notraining_agent.processors.keypoints.matcher import (
@@ -16,6 +18,7 @@ from notraining_agent.processors.keypoints.matcher import (
 )
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 from notraining_agent.processors.keypoints.stages import index_from_images
+from notraining_agent.processors.keypoints.synth import Quad
 from notraining_testkit.emulators import artgen
 from notraining_testkit.scenes import make_scene
 
@@ -120,3 +123,41 @@ def test_scaled_detection_maps_back_to_the_photo() -> None:
     """Corners found on a downscaled photo are divided by the scale."""
     det = Detection(0, "a", 30, 0.9, np.array([[10, 20]] * 4, np.float32))
     assert det.scaled(0.5).corners.tolist() == [[20.0, 40.0]] * 4
+
+
+def _shelf_with_copies(art: bytes, centres: list[tuple[float, float]]) -> tuple[bytes, list[Quad]]:
+    """A 1600x1200 shelf showing one poster at each centre, and where each copy is."""
+    rng = np.random.default_rng(len(centres))
+    photo = synth.clutter(rng, 1600, 1200, 3)
+    image = cv2.imdecode(np.frombuffer(art, np.uint8), cv2.IMREAD_COLOR)
+    size = (int(image.shape[1]), int(image.shape[0]))
+    quads = []
+    for number, centre in enumerate(centres):
+        quad = synth.quad(rng, size, centre, 420.0, angle=8.0 * (number - 1), tilt=0.05)
+        synth.paste(photo, image, quad)
+        quads.append(quad)
+    photo = synth.noisy(synth.blur(photo, 0.8), rng, 3.0)
+    return synth.jpeg(photo, 85), quads
+
+
+@pytest.mark.parametrize(
+    "centres",
+    [
+        [(400.0, 350.0), (1200.0, 850.0)],
+        [(300.0, 300.0), (1250.0, 330.0), (800.0, 900.0)],
+    ],
+)
+def test_every_copy_of_an_art_is_found_once(
+    sift_index: Index, centres: list[tuple[float, float]]
+) -> None:
+    """Two or three copies of one poster give as many detections, each on its own copy."""
+    photo, quads = _shelf_with_copies(ARTS[2], centres)
+    found = match_photo(Matcher(sift_index), decode_gray(photo))
+    assert [d.art for d in found] == [2] * len(quads)
+    claimed = set()
+    for detection in found:
+        errors = [_corner_error(detection.corners, tuple(map(tuple, q))) for q in quads]
+        best = int(np.argmin(errors))
+        assert errors[best] < 0.03
+        claimed.add(best)
+    assert len(claimed) == len(quads)  # no copy found twice, none missed

@@ -63,7 +63,8 @@ def _keypoint_children() -> list[int]:
 
 
 async def test_enrolls_a_package_and_flags_what_will_not_work(tmp_path: Path) -> None:
-    """Good arts are indexed and recognised; flat and broken ones are warned about."""
+    """Good arts are indexed and recognised; flat and broken ones are warned about; the
+    contact sheet is written next to the index."""
     files: dict[str, bytes | None] = {f"art_{i}.png": artgen.generate_art(i) for i in range(3)}
     files["flat.png"] = artgen.flat_art()
     files["notes.txt"] = b"this is not an image"
@@ -89,6 +90,8 @@ async def test_enrolls_a_package_and_flags_what_will_not_work(tmp_path: Path) ->
     assert any(w.startswith("notes.txt: not enrolled") for w in result.warnings)
     loaded = index.load(ctx.output_dir)
     assert loaded.names == ("art_0.png", "art_1.png", "art_2.png", "flat.png")
+    sheet = ctx.output_dir / "contact-sheet.png"
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not _keypoint_children()
 
 

@@ -4,8 +4,9 @@ Per art: decode, normalise (long side capped), local features (SIFT, or ORB with
 ``NOTRAINING_KEYPOINTS_FEATURES=orb``) and a 64-bit perceptual hash. The package's
 features go to ``index.npz``; ``manifest.json`` gives per art its feature count, hash,
 near-duplicates and the matchability check (recall over synthetic store photos, and
-confusions), and the warnings go to the end report. ``notraining-agent match`` uses
-the index to find the arts in photos.
+confusions), and the warnings go to the end report. ``contact-sheet.png`` shows
+every art with its keypoints, recall and warning, for a reviewer to spot hard ones.
+``notraining-agent match`` uses the index to find the arts in photos.
 
 The work runs in child processes (see ``worker``), so this module, imported by the
 agent, needs neither cv2 nor numpy; it only checks that the children will find them.
@@ -74,6 +75,7 @@ async def enroll(ctx: ProcessorContext, options: KeypointsOptions) -> ProcessorR
     manifest = builder.build(ctx.discrepancies)
     # A 1000-art manifest is about a megabyte of JSON and an fsync: not on the event loop.
     await asyncio.to_thread(write_manifest, ctx.output_dir, manifest)
+    await run_stage("sheet", plan, 1, builder.on_event)
     warnings = tuple(str(w) for w in manifest["warnings"])
     for warning in warnings:
         log.warning("keypoints: %s", warning)

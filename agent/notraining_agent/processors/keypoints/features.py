@@ -31,6 +31,16 @@ SIZE_OCTAVES = 6
 """Keypoint sizes are grouped by powers of two (2, 4, ..., 32+ pixels) to spread an art's
 budget; SIFT on a 1024-pixel art rarely finds keypoints beyond that."""
 
+SIFT_CONTRAST = 0.01
+"""SIFT's contrast threshold, a quarter of OpenCV's default: real photographs (soft focus,
+sky, foliage) keep too few keypoints at the default, and a small art in a photo even
+fewer; on the real-photo set this alone raised recall from 0.60 to 0.87."""
+
+SPREAD_POOL = 10
+"""Keypoints described per keypoint kept, for the spread over sizes to choose from; with
+3 the detector's strongest-first cut left too few coarse keypoints (generated-scene
+recall 0.935 instead of 1.000)."""
+
 MAX_PIXELS = 100_000_000
 """Images above this many pixels are refused before decoding (a decompression bomb
 would otherwise allocate gigabytes)."""
@@ -124,7 +134,7 @@ def normalise(gray: Gray, max_side: int) -> tuple[Gray, float]:
 def detector(kind: FeatureKind, max_features: int) -> cv2.Feature2D:
     """The configured detector; ORB gets the pyramid depth a 4x scale change needs."""
     if kind == "sift":
-        return cv2.SIFT.create(nfeatures=max_features)
+        return cv2.SIFT.create(nfeatures=max_features, contrastThreshold=SIFT_CONTRAST)
     return cv2.ORB.create(nfeatures=max_features, scaleFactor=1.2, nlevels=10, edgeThreshold=15)
 
 
@@ -139,11 +149,18 @@ def extract(
     """
     keypoints: Sequence[cv2.KeyPoint]
     if kind == "sift" and spread_scales:
-        sift = cv2.SIFT.create()
-        chosen = _spread(sift.detect(gray, None), max_features)
-        if not chosen:
+        # One pass (pyramid, detection, descriptors) then a choice among the results:
+        # detect() then compute() would build the scale space twice.
+        # The detector keeps the POOL strongest before describing: describing all of a
+        # busy poster's 20,000 keypoints would cost more than finding them.
+        keypoints, descriptors = detector(kind, SPREAD_POOL * max_features).detectAndCompute(
+            gray, None
+        )
+        if descriptors is None or not keypoints:
             return no_features(kind)
-        keypoints, descriptors = sift.compute(gray, chosen)
+        chosen = _spread(keypoints, max_features)
+        keypoints = [keypoints[i] for i in chosen]
+        descriptors = descriptors[chosen]
     else:
         keypoints, descriptors = detector(kind, max_features).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
@@ -161,23 +178,25 @@ def no_features(kind: FeatureKind) -> Features:
     return Features(np.zeros((0, 2), np.float32), np.zeros((0, width), np.uint8))
 
 
-def _spread(keypoints: Sequence[cv2.KeyPoint], budget: int) -> list[cv2.KeyPoint]:
-    """At most ``budget`` keypoints, shared evenly between size octaves, strongest first."""
+def _spread(keypoints: Sequence[cv2.KeyPoint], budget: int) -> list[int]:
+    """Indexes of at most ``budget`` keypoints, shared evenly between size octaves,
+    strongest first."""
     if len(keypoints) <= budget:
-        return list(keypoints)
-    octaves: dict[int, list[cv2.KeyPoint]] = {}
-    for kp in keypoints:
-        octaves.setdefault(min(SIZE_OCTAVES - 1, int(math.log2(max(kp.size, 1.0)))), []).append(kp)
+        return list(range(len(keypoints)))
+    octaves: dict[int, list[int]] = {}
+    for number, kp in enumerate(keypoints):
+        octave = min(SIZE_OCTAVES - 1, int(math.log2(max(kp.size, 1.0))))
+        octaves.setdefault(octave, []).append(number)
     for members in octaves.values():
-        members.sort(key=lambda kp: kp.response, reverse=True)
-    chosen: list[cv2.KeyPoint] = []
+        members.sort(key=lambda i: keypoints[i].response, reverse=True)
+    chosen: list[int] = []
     pending = sorted(octaves.values(), key=len)
     while pending:
         # Smallest octaves first: what they cannot use goes to the larger ones.
         share = (budget - len(chosen)) // len(pending)
         members = pending.pop(0)
         chosen.extend(members[:share])
-    return chosen
+    return sorted(chosen)
 
 
 def to_float(kind: FeatureKind, descriptors: Descriptors) -> npt.NDArray[np.float32]:

@@ -37,6 +37,14 @@ FlannParams = dict[str, bool | int | float | str]
 
 _FLANN_KDTREE = 1
 _FLANN_LSH = 6
+VOTE_DIMS = 64
+"""Dimensions of the vote's search space (RootSIFT has 128)."""
+KD_TREES = 1
+"""Randomised KD-trees of the vote: build time and memory grow with each."""
+PCA_SAMPLE = 50_000
+"""Descriptors the principal axes are estimated from (evenly spaced over the index)."""
+PROJECT_CHUNK = 65_536
+"""Rows projected at a time, so no full-size float copy of the index is ever made."""
 MIN_AREA_PX = 24 * 24
 """Smaller than this in the image and an art is not really readable: a spurious fit."""
 MAX_STRETCH = 5.0
@@ -65,8 +73,11 @@ class MatchParams:
     """Share of the art the inliers must span (convex hull): a shared logo is not the art."""
     max_overlap: float = 0.5
     """Detections covering more of each other than this: only the stronger is kept."""
-    flann_checks: int = 48
+    flann_checks: int = 64
     """Leaves FLANN visits per query: the speed/accuracy knob of the vote."""
+    max_copies: int = 6
+    """Copies of one art looked for in one photo (a shelf shows a poster two or three
+    times); bounds the find, remove, find again loop."""
 
 
 DEFAULT_PARAMS = MatchParams()
@@ -105,9 +116,14 @@ class Matcher:
         self.index = index
         self.params = params
         self._sift = index.kind == "sift"
+        self._basis: FloatArray | None = None
         if self._sift:
-            self._data: AnyArray = to_float("sift", index.descriptors)
-            flann_params: FlannParams = {"algorithm": _FLANN_KDTREE, "trees": 4}
+            # The vote searches RootSIFT projected on its main axes: half the memory and
+            # half the tree-building time of 128 dimensions, and the vote only shortlists;
+            # verification compares full descriptors.
+            self._basis = _principal_axes(index.descriptors, VOTE_DIMS)
+            self._data: AnyArray = _project(index.descriptors, self._basis)
+            flann_params: FlannParams = {"algorithm": _FLANN_KDTREE, "trees": KD_TREES}
         else:
             self._data = index.descriptors
             flann_params = {
@@ -120,20 +136,24 @@ class Matcher:
         # FLANN keeps a pointer into self._data: the array must live as long as the index.
         self._flann = cv2.flann.Index(self._data, flann_params) if len(self._data) else None
 
+    def _art_descriptors(self, start: int, end: int) -> AnyArray:
+        """One art's descriptors as verification compares them (full RootSIFT, or bytes)."""
+        rows = self.index.descriptors[start:end]
+        return to_float("sift", rows) if self._sift else rows
+
     def match(self, photo: Features) -> list[Detection]:
-        """Every art verified in ``photo``, best first, at most one per art and per place."""
+        """Every copy of every art verified in ``photo``, best first, at most one per place."""
         if self._flann is None or len(photo) < self.params.min_inliers:
             return []
         query = to_float("sift", photo.descriptors) if self._sift else photo.descriptors
-        candidates, near = self._vote(query)
+        probe = query if self._basis is None else query @ self._basis
+        candidates, near = self._vote(np.ascontiguousarray(probe))
         found: list[Detection] = []
         for art in candidates:
             # Only photo descriptors that had this art among their neighbours can match it:
             # verifying those alone keeps the exact per-art test cheap.
             rows = np.nonzero((near == art).any(axis=1))[0]
-            detection = self._verify(art, photo, query, rows)
-            if detection is not None:
-                found.append(detection)
+            found.extend(self._verify(art, photo, query, rows))
         found.sort(key=lambda d: d.inliers, reverse=True)
         return _suppress_overlaps(found, self.params.max_overlap)
 
@@ -171,21 +191,43 @@ class Matcher:
         photo: Features,
         query: AnyArray,
         rows: npt.NDArray[np.intp],
-    ) -> Detection | None:
-        """Ratio-tested matches against this art alone, then a RANSAC homography."""
+    ) -> list[Detection]:
+        """Ratio-tested matches against this art alone, then RANSAC homographies: one per copy.
+
+        Each copy found takes its matches away (its inliers and every match landing
+        inside its outline), and the search runs again on what is left, so two copies
+        of one poster give two detections and one copy never gives two.
+        """
         if len(rows) < self.params.min_inliers:
-            return None
+            return []
         start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
         ratio_pairs = _ratio_pairs_l2 if self._sift else _ratio_pairs_hamming
-        pairs = ratio_pairs(query[rows], self._data[start:end], self.params.verify_ratio)
-        if len(pairs) < self.params.min_inliers:
-            return None
+        pairs = ratio_pairs(
+            query[rows], self._art_descriptors(start, end), self.params.verify_ratio
+        )
         src = self.index.points[start + pairs[:, 1]]
         dst = photo.points[rows[pairs[:, 0]]]
-        return self._locate(art, src, dst)
+        found: list[Detection] = []
+        while len(src) >= self.params.min_inliers and len(found) < self.params.max_copies:
+            located = self._locate(art, src, dst)
+            if located is None:
+                break
+            detection, inliers = located
+            found.append(detection)
+            outline = detection.corners.reshape(-1, 1, 2)
+            inside = np.array(
+                [cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in dst],
+                dtype=bool,
+            )
+            keep = ~(inliers | inside)
+            src, dst = src[keep], dst[keep]
+        return found
 
-    def _locate(self, art: int, src: FloatArray, dst: FloatArray) -> Detection | None:
-        """The art's place in the image if enough matches agree on a plausible homography."""
+    def _locate(
+        self, art: int, src: FloatArray, dst: FloatArray
+    ) -> tuple[Detection, npt.NDArray[np.bool_]] | None:
+        """The art's place in the image if enough matches agree on a plausible homography,
+        and which matches agreed."""
         homography, mask = cv2.findHomography(
             src.reshape(-1, 1, 2),
             dst.reshape(-1, 1, 2),
@@ -208,7 +250,8 @@ class Matcher:
         if hull_area < self.params.min_coverage * art_area or not _plausible(corners, reference):
             return None
         score = confidence(inliers, self.params.min_inliers)
-        return Detection(art, self.index.names[art], inliers, score, corners)
+        agreed = mask.ravel().astype(bool)
+        return Detection(art, self.index.names[art], inliers, score, corners), agreed
 
 
 def _ratio_pairs_l2(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
@@ -244,6 +287,26 @@ def _ratio_pairs_hamming(query: AnyArray, art: AnyArray, ratio: float) -> npt.ND
     second = distance.min(axis=1).astype(np.float32)
     keep = first < ratio * second
     return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+
+
+def _principal_axes(descriptors: npt.NDArray[np.uint8], dims: int) -> FloatArray:
+    """The ``dims`` main axes (128 x dims) of the RootSIFT descriptors, from an even sample."""
+    step = max(1, len(descriptors) // PCA_SAMPLE)
+    sample = to_float("sift", descriptors[::step])
+    if len(sample) < 2:
+        return np.eye(128, dims, dtype=np.float32)
+    # Axes through the origin (no centring): projections keep dot products comparable.
+    _, vectors = np.linalg.eigh(sample.T @ sample)
+    return np.ascontiguousarray(vectors[:, ::-1][:, :dims], dtype=np.float32)
+
+
+def _project(descriptors: npt.NDArray[np.uint8], basis: FloatArray) -> FloatArray:
+    """RootSIFT of every row projected on ``basis``, chunk by chunk."""
+    out = np.empty((len(descriptors), basis.shape[1]), np.float32)
+    for start in range(0, len(descriptors), PROJECT_CHUNK):
+        chunk = descriptors[start : start + PROJECT_CHUNK]
+        out[start : start + len(chunk)] = to_float("sift", chunk) @ basis
+    return out
 
 
 def _duplicate_groups(index: Index) -> npt.NDArray[np.int64]:

@@ -8,6 +8,8 @@ Stages (the parent runs them in this order, the first and last over several work
 * ``index``: gather every art that was extracted into ``index.npz`` and find
   near-duplicates by hash distance.
 * ``check``: the matchability check of the shard's arts against the whole index.
+* ``sheet``: ``contact-sheet.png`` from the thumbnails saved at extraction and the
+  manifest's verdicts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import cv2
 import numpy as np
 
 from notraining_agent.processors.keypoints import index as index_mod
-from notraining_agent.processors.keypoints import phash, views
+from notraining_agent.processors.keypoints import phash, sheet, views
 from notraining_agent.processors.keypoints.features import (
     Features,
     Gray,
@@ -32,6 +34,7 @@ from notraining_agent.processors.keypoints.features import (
     extract,
     normalise,
 )
+from notraining_agent.processors.keypoints.manifest import MANIFEST_FILE
 from notraining_agent.processors.keypoints.matcher import Matcher
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 
@@ -89,8 +92,10 @@ def run_extract(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> No
             emit({"event": "extracted", "art": k, "ok": False, "error": f"unreadable: {exc}"})
             continue
         enrolled = describe(art["name"], gray, options)
+        thumb, _ = sheet.thumbnail(gray)
         np.savez(
             _features_path(plan, k),
+            thumb=thumb,
             points=enrolled.features.points,
             descriptors=enrolled.features.descriptors,
             size=np.array([enrolled.width, enrolled.height], np.int32),
@@ -170,6 +175,26 @@ def run_check(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None
         )
 
 
+def run_sheet(plan: dict[str, Any], emit: Emit) -> None:
+    """Draw ``contact-sheet.png`` next to the manifest, every art in plan order."""
+    output = Path(plan["output_dir"])
+    manifest = json.loads((output / MANIFEST_FILE).read_text(encoding="utf-8"))
+    entries = {str(entry["name"]): entry for entry in manifest["arts"]}
+    tiles = []
+    for k, art in enumerate(plan["arts"]):
+        path = _features_path(plan, k)
+        thumb = None
+        points = np.zeros((0, 2), np.float32)
+        if path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                thumb = data["thumb"]
+                scale = thumb.shape[1] / max(1, int(data["size"][0]))
+                points = (data["points"] * scale).astype(np.float32)
+        tiles.append(sheet.Tile(art["name"], thumb, points, entries.get(art["name"], {})))
+    written = sheet.write(output, tiles)
+    emit({"event": "sheet", "path": written.name, "arts": len(tiles)})
+
+
 def index_from_images(images: Mapping[str, bytes], options: KeypointsOptions) -> index_mod.Index:
     """Enroll images in this process, without the check: for tests, benchmarks and demos."""
     enrolled = [
@@ -191,5 +216,7 @@ def run(stage: str, plan_path: Path, shard: int, shards: int, emit: Emit = emit_
         run_index(plan, emit)
     elif stage == "check":
         run_check(plan, shard, shards, emit)
+    elif stage == "sheet":
+        run_sheet(plan, emit)
     else:
         raise ValueError(f"unknown stage {stage!r}")
