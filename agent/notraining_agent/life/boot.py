@@ -15,9 +15,9 @@ from notraining_agent import agent_version
 from notraining_agent.config import Settings
 from notraining_agent.errors import MetadataError
 from notraining_agent.gce import InstanceInfo
-from notraining_agent.gce.compute import can_self_stop
 from notraining_agent.gce.credentials import TokenSource
 from notraining_agent.gce.metadata import MetadataClient
+from notraining_agent.gce.permissions import can_self_stop
 from notraining_agent.host.systemd import boot_id
 from notraining_agent.life.lifecycle import BootFacts
 
