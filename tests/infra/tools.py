@@ -38,6 +38,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "max_download_bytes": 1073741824,
         "processor": "manifest",
         "self_stop": "delete",
+        "serial_port_logging": False,
     },
     # A pinned version from a private index, the module's defaults otherwise.
     "index_version": {
