@@ -21,6 +21,7 @@ module "settings" {
   network                 = var.network
   subnetwork              = var.subnetwork
   subnetwork_project      = var.subnetwork_project
+  region                  = var.region
   network_tags            = var.network_tags
   assign_external_ip      = var.assign_external_ip
   create_firewall         = var.create_firewall
@@ -65,8 +66,10 @@ resource "google_service_account" "agent" {
   description  = "Identity of the notraining-agent VMs: reads its auth secret and ends its own VM, nothing more."
 }
 
-# Only what self_stop needs (get + stop, or get + delete), on instances named
-# <name_prefix>-* only; nothing when the agent does not call the Compute API.
+# Only what self_stop needs (stop, or delete), on instances named <name_prefix>-* only;
+# nothing when the agent does not call the Compute API. The boot check cannot confirm it
+# (testIamPermissions needs compute.instances.list on the project, deliberately not
+# granted), so the boot report's can_self_stop is null under this role.
 resource "google_project_iam_custom_role" "self_stop" {
   count = length(module.settings.self_stop_permissions) > 0 ? 1 : 0
 
@@ -172,10 +175,11 @@ resource "google_compute_instance_template" "agent" {
     labels       = var.labels
   }
 
+  # Full self links, so neither the project nor the region falls back to the provider's.
+  # With a subnetwork the network is left out: the API takes the subnetwork's own.
   network_interface {
-    network            = var.network
-    subnetwork         = var.subnetwork
-    subnetwork_project = var.subnetwork_project
+    network    = module.settings.subnetwork_self_link == null ? module.settings.network_self_link : null
+    subnetwork = module.settings.subnetwork_self_link
 
     dynamic "access_config" {
       for_each = var.assign_external_ip ? [1] : []
@@ -225,10 +229,10 @@ resource "google_compute_instance_template" "agent" {
 resource "google_compute_firewall" "receiver" {
   count = var.create_firewall ? 1 : 0
 
-  project                 = coalesce(var.subnetwork_project, var.project_id)
+  project                 = module.settings.network_project
   name                    = "${var.name_prefix}-agent-receiver"
   description             = "Saturno to the notraining-agent receiver."
-  network                 = var.network
+  network                 = module.settings.network_self_link
   direction               = "INGRESS"
   source_ranges           = var.saturno_source_ranges
   target_service_accounts = [google_service_account.agent.email]

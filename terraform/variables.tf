@@ -42,7 +42,7 @@ variable "boot_disk_size_gb" {
 }
 
 variable "boot_disk_type" {
-  description = "Type of the boot disk."
+  description = "Type of the boot disk. It must fit machine_type's series (checked): C4, N4 and the other fourth-generation series boot from hyperdisk-balanced only, E2, N1, N2 and N2D from pd-* disks only."
   type        = string
   default     = "pd-balanced"
 }
@@ -80,7 +80,7 @@ variable "deadman_margin" {
 # --- Network -------------------------------------------------------------------------
 
 variable "network" {
-  description = "Network (name or self link) of the VMs and of the firewall rule."
+  description = "Network (name or self link) of the VMs and of the firewall rule. A name is looked up in the subnetwork's project (Shared VPC: the host project). With a subnetwork the VMs join the subnetwork's network, which must be this one."
   type        = string
   default     = "default"
 }
@@ -92,7 +92,13 @@ variable "subnetwork" {
 }
 
 variable "subnetwork_project" {
-  description = "Project of the subnetwork and of the firewall rule (Shared VPC host project); null means project_id."
+  description = "Project of the network, the subnetwork and the firewall rule (Shared VPC host project); null means the project named by a subnetwork or network self link, else project_id."
+  type        = string
+  default     = null
+}
+
+variable "region" {
+  description = "Region of the subnetwork, needed when subnetwork is a name (a self link names its region); Saturno creates the VMs in zones of this region."
   type        = string
   default     = null
 }

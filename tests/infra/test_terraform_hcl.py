@@ -17,11 +17,11 @@ from tests.infra.tools import SETTINGS_DIR, TERRAFORM_DIR, contract_keys
 pytestmark = pytest.mark.infra
 
 SELF_STOP_PERMISSIONS = {
-    "compute.instances.get",
     "compute.instances.stop",
     "compute.instances.delete",
 }
-"""The issue's list: what self-stop needs, and the ceiling for the custom role."""
+"""What self-stop needs, and the ceiling for the custom role: never compute.instances.list
+(testIamPermissions wants it on the project, where no instance condition narrows it)."""
 GRANTED_ROLES = {
     "roles/secretmanager.secretAccessor",  # on the auth secret only
     "roles/storage.objectViewer",  # on the wheel's bucket only
@@ -93,7 +93,7 @@ def test_contract_table_and_agent_keys_agree(agent_keys: tuple[str, ...]) -> Non
 
 
 def test_self_stop_role_holds_nothing_beyond_its_list() -> None:
-    """The custom role's permissions come from one table holding only get/stop/delete."""
+    """The custom role's permissions come from one table holding only stop/delete."""
     table = str(local("self_stop_permissions"))
     permissions = set(re.findall(r"'([a-z]+\.[a-zA-Z]+\.[a-zA-Z]+)'", table))
     assert permissions, table
@@ -166,6 +166,23 @@ def test_template_is_shielded_and_uses_its_own_identity() -> None:
     assert one(template["can_ip_forward"]) is False
 
 
+def test_network_links_come_whole_from_the_settings_module() -> None:
+    """Template and firewall use the settings module's full links and project: no bare
+    name left for the provider to resolve in its own project or region (Shared VPC)."""
+    main = resources(TERRAFORM_DIR / "main.tf")
+    nic = one(main["google_compute_instance_template.agent"]["network_interface"])
+    assert one(nic["subnetwork"]) == "${module.settings.subnetwork_self_link}"
+    # python-hcl2 spells HCL's null as None inside expressions.
+    network = one(nic["network"]).replace("None", "null")
+    assert network == (
+        "${module.settings.subnetwork_self_link == null ? module.settings.network_self_link : null}"
+    )
+    assert "subnetwork_project" not in nic
+    rule = main["google_compute_firewall.receiver"]
+    assert one(rule["project"]) == "${module.settings.network_project}"
+    assert one(rule["network"]) == "${module.settings.network_self_link}"
+
+
 def test_firewall_admits_only_saturno_to_the_receiver() -> None:
     """One TCP port, Saturno's ranges, the agent's service account as target, logged."""
     rule = resources(TERRAFORM_DIR / "main.tf")["google_compute_firewall.receiver"]
@@ -196,6 +213,15 @@ def test_root_passes_every_variable_to_the_settings_module() -> None:
     passed = {k: one(v) for k, v in module.items() if not k.startswith("__") and k != "source"}
     names = variables(TERRAFORM_DIR / "variables.tf")
     assert passed == {name: f"${{var.{name}}}" for name in names}
+
+
+def test_example_passes_only_inputs_the_module_declares() -> None:
+    """examples/basic calls the module with known inputs, the Shared VPC ones included."""
+    example = TERRAFORM_DIR / "examples" / "basic" / "main.tf"
+    module = one(load(example)["module"])["notraining_agent"]
+    passed = {k for k in module if not k.startswith("__") and k != "source"}
+    assert passed <= set(variables(TERRAFORM_DIR / "variables.tf"))
+    assert {"network", "subnetwork", "subnetwork_project", "region"} <= passed
 
 
 def test_readme_tables_list_every_input_and_output() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from google.oauth2.credentials import Credentials
 from notraining_agent.errors import StopError
 from notraining_agent.gce.compute import can_self_stop, request_self_stop
@@ -60,7 +61,9 @@ async def stop(server: RunningServer, sleeps: Sleeps, **kwargs: Any) -> None:
     await request_self_stop(**args)
 
 
-async def check(server: RunningServer, session: aiohttp.ClientSession, **kwargs: Any) -> bool:
+async def check(
+    server: RunningServer, session: aiohttp.ClientSession, **kwargs: Any
+) -> bool | None:
     """can_self_stop against the emulator, with a cloud-platform scope unless told otherwise."""
 
     async def token() -> str:
@@ -274,20 +277,61 @@ async def test_can_self_stop_accepts_compute_scope(
     assert await check(server, session, scopes=["https://www.googleapis.com/auth/compute"])
 
 
-async def test_can_self_stop_false_on_errors(
+async def test_can_self_stop_unknown_on_errors(
     emulator: ComputeEmulator, server: RunningServer, session: aiohttp.ClientSession
 ) -> None:
-    """A 500, a hang past the timeout, a failing token and a dead endpoint all answer False."""
+    """A 500, a hang past the timeout, a failing token and a dead endpoint answer None."""
     emulator.fail(500)
-    assert not await check(server, session)
+    assert await check(server, session) is None
     emulator.hang()
-    assert not await check(server, session, timeout=0.2)
+    assert await check(server, session, timeout=0.2) is None
     emulator.clear_faults()
 
     async def broken_token() -> str:
         raise RuntimeError("metadata server down")
 
-    assert not await check(server, session, token=broken_token)
+    assert await check(server, session, token=broken_token) is None
     closed = await serve(ComputeEmulator().app())
     await closed.close()
-    assert not await check(closed, session)
+    assert await check(closed, session) is None
+
+
+def forbidding(message: str) -> web.Application:
+    """A Compute endpoint whose testIamPermissions answers 403 as GCE does, with ``message``."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        error = {"message": message, "domain": "global", "reason": "forbidden"}
+        body = {"error": {"code": 403, "message": message, "errors": [error]}}
+        return web.json_response(body, status=403)
+
+    app = web.Application()
+    app.router.add_post(
+        f"/compute/v1/projects/{P}/zones/{Z}/instances/{VM}/testIamPermissions", refuse
+    )
+    return app
+
+
+async def test_can_self_stop_unknown_without_the_list_permission(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GCE's 403 for a caller without compute.instances.list (the module's role) is None,
+    logged at INFO: the check could not be made, the stop may still work."""
+    caplog.set_level(logging.INFO, logger="notraining_agent.gce.compute")
+    async with served(
+        forbidding(f"Required 'compute.instances.list' permission for 'projects/{P}'")
+    ) as running:
+        assert await check(running, session) is None
+    (record,) = [r for r in caplog.records if "compute.instances.list" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert all(r.levelno < logging.WARNING for r in caplog.records)
+
+
+async def test_can_self_stop_unknown_on_another_403_warns(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any other 403 (API disabled, say) is None too, with a warning that quotes GCE."""
+    async with served(forbidding("Compute Engine API has not been used in project 1")) as running:
+        assert await check(running, session) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("has not been used" in m for m in warnings), warnings

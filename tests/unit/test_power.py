@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from notraining_agent.config import Settings
 from notraining_agent.errors import EXIT_OK, EXIT_STOP_FAILED, StopError
 from notraining_agent.gce import InstanceInfo, compute
 from notraining_agent.host import power as shutdown
-from notraining_agent.host.power import stop_vm
+from notraining_agent.host.power import EXIT_POWERS_OFF_ENV, exit_powers_off, stop_vm
 from notraining_agent.util.retry import Backoff
 from notraining_testkit.emulators._server import RunningServer, serve
 from notraining_testkit.emulators.compute import ComputeEmulator
@@ -202,3 +203,62 @@ async def test_poweroff_reports_the_exit_code(systemctl: FakeSystemctl) -> None:
     systemctl.fail_with(4)
     with pytest.raises(StopError, match=r"exited 4 \(systemctl said no\)"):
         await shutdown.poweroff()
+
+
+async def test_poweroff_under_the_unit_exits_0_and_leaves_it_to_systemd(
+    emulator: ComputeEmulator,
+    server: RunningServer,
+    systemctl: FakeSystemctl,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Under the unit, self_stop poweroff ends cleanly with an INFO line, no systemctl."""
+    caplog.set_level(logging.INFO, logger="notraining_agent.host.power")
+    code = await stop_vm(
+        settings("poweroff", server), instance(), credentials, systemd_powers_off=True
+    )
+    assert code == EXIT_OK
+    assert systemctl.calls == []
+    assert emulator.calls == []
+    (record,) = [r for r in caplog.records if "SuccessAction=poweroff" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert all(r.levelno < logging.WARNING for r in caplog.records)
+
+
+async def test_api_failure_under_the_unit_falls_back_to_systemd(
+    emulator: ComputeEmulator, server: RunningServer, systemctl: FakeSystemctl
+) -> None:
+    """A refused API stop on GCE, under the unit, still ends in a clean exit 0: PID 1 powers off."""
+    emulator.fail(403, operation="stop", times=None)
+    code = await stop_vm(settings("stop", server), instance(), credentials, systemd_powers_off=True)
+    assert code == EXIT_OK
+    assert systemctl.calls == []
+
+
+async def test_refused_poweroff_outside_the_unit_is_critical(
+    systemctl: FakeSystemctl, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside the unit, a refused ``systemctl poweroff`` is a real failure: CRITICAL, exit 3."""
+    systemctl.fail_with(1)
+    code = await stop_vm(settings("poweroff"), instance(), None)
+    assert code == EXIT_STOP_FAILED
+    assert systemctl.calls == ["poweroff"]
+    assert [r.levelno for r in caplog.records if "could not be stopped" in r.getMessage()] == [
+        logging.CRITICAL
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({EXIT_POWERS_OFF_ENV: "1", "INVOCATION_ID": "0f1e2d"}, True),
+        ({EXIT_POWERS_OFF_ENV: "1"}, False),
+        ({EXIT_POWERS_OFF_ENV: "0", "INVOCATION_ID": "0f1e2d"}, False),
+        ({"INVOCATION_ID": "0f1e2d"}, False),
+        ({}, False),
+    ],
+)
+def test_exit_powers_off_needs_the_unit_and_systemd(
+    environ: dict[str, str], expected: bool
+) -> None:
+    """Only a systemd service whose unit sets the variable to 1 counts as powered off by PID 1."""
+    assert exit_powers_off(environ) is expected

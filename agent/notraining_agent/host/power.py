@@ -1,10 +1,16 @@
 """Where the VM gets stopped: the Compute API first, the OS as the fallback (contract section 6).
 
 ``self_stop`` picks the first layer: ``stop`` or ``delete`` ask the Compute API
-(google-cloud-compute, imported only now), ``poweroff`` runs ``systemctl
-poweroff``, ``none`` only logs. When the API request fails after its retries,
-a VM on GCE falls back to ``poweroff``; when nothing worked the agent exits 3,
-and systemd's unit and GCE's ``max_run_duration`` are what is left.
+(google-cloud-compute, imported only now), ``poweroff`` powers the VM off, ``none``
+only logs. When the API request fails after its retries, a VM on GCE falls back to
+``poweroff``; when nothing worked the agent exits 3, and systemd's unit and GCE's
+``max_run_duration`` are what is left.
+
+How ``poweroff`` powers off depends on who started the agent. Under the
+notraining-agent unit, whose ``SuccessAction=poweroff`` powers the VM off when the
+agent exits 0 and whose sandbox refuses ``systemctl poweroff``, the unit says so with
+``NOTRAINING_EXIT_POWERS_OFF=1``: the agent then ends cleanly and lets PID 1 do it.
+Anywhere else it runs ``systemctl poweroff`` itself, and a refusal is a real failure.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from notraining_agent.config import Settings
@@ -26,6 +32,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POWEROFF_TIMEOUT = 60.0
+EXIT_POWERS_OFF_ENV = "NOTRAINING_EXIT_POWERS_OFF"
+"""Set to ``1`` by the notraining-agent unit, next to its ``SuccessAction=poweroff``."""
+
+
+def exit_powers_off(environ: Mapping[str, str]) -> bool:
+    """Whether systemd powers the VM off when the agent exits 0.
+
+    True only inside a systemd service (``INVOCATION_ID``) whose unit declares it; a
+    copy of the variable in a shell changes nothing.
+    """
+    return environ.get(EXIT_POWERS_OFF_ENV) == "1" and bool(environ.get("INVOCATION_ID"))
 
 
 async def stop_vm(
@@ -33,9 +50,13 @@ async def stop_vm(
     instance: InstanceInfo,
     credentials: Callable[[], Credentials] | None,
     *,
+    systemd_powers_off: bool = False,
     which: Callable[[str], str | None] = shutil.which,
 ) -> int:
-    """Stop this VM as ``self_stop`` says; return the process's exit code (0 or 3)."""
+    """Stop this VM as ``self_stop`` says; return the process's exit code (0 or 3).
+
+    ``systemd_powers_off`` (see :func:`exit_powers_off`): a poweroff is exiting 0.
+    """
     mode = settings.self_stop
     extra = {"event": "self_stop", "mode": mode}
     if mode == "none":
@@ -52,12 +73,19 @@ async def stop_vm(
         else:
             log.info("%s request accepted by the Compute API", mode, extra=extra)
             return EXIT_OK
+    if systemd_powers_off:
+        log.info(
+            "powering off: exiting 0, and the notraining-agent unit's SuccessAction=poweroff "
+            "powers the VM off",
+            extra={**extra, "mode": "poweroff"},
+        )
+        return EXIT_OK
     try:
         await poweroff(which=which)
     except StopError as exc:
         log.critical(
             "the VM could not be stopped: %s; exiting 3 (under the notraining-agent unit, "
-            "systemd's FailureAction=poweroff powers the VM off next)",
+            "its OnFailure=poweroff.target powers the VM off next)",
             exc,
             extra=extra,
         )

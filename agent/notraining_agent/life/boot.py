@@ -43,9 +43,10 @@ class BootProbe:
         allowed = await self._can_self_stop()
         return BootFacts(boot_id(), self.port, agent_version(), allowed, await self._identity())
 
-    async def _can_self_stop(self) -> bool:
+    async def _can_self_stop(self) -> bool | None:
+        """True, False, or None (``null`` in the boot report) when IAM could not be asked."""
         settings, instance = self.settings, self.instance
-        allowed = False
+        allowed: bool | None = False
         if self.tokens is not None and instance.project and instance.zone:
             allowed = await can_self_stop(
                 settings.self_stop,
@@ -57,9 +58,15 @@ class BootProbe:
                 session=self.session,
                 scopes=instance.scopes,
             )
-        if not allowed and settings.self_stop in ("stop", "delete"):
+        if allowed is False and settings.self_stop in ("stop", "delete"):
             log.warning(
                 "can_self_stop is false: only Saturno and GCE's max_run_duration can end this VM"
+            )
+        elif allowed is None:
+            log.info(
+                "can_self_stop is null in the boot report: not checked, which says nothing about "
+                "whether self_stop %s will work",
+                settings.self_stop,
             )
         return allowed
 

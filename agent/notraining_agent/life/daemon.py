@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from notraining_agent.errors import EXIT_OK
-from notraining_agent.host.power import stop_vm
+from notraining_agent.host.power import exit_powers_off, stop_vm
 from notraining_agent.host.systemd import Notifier
 from notraining_agent.http.auth import Authenticator, saturno_authorization
 from notraining_agent.http.receiver import build_app, start_receiver
@@ -75,6 +75,7 @@ async def run(
                     settings,
                     instance,
                     (lambda: tokens.credentials) if tokens is not None else None,
+                    systemd_powers_off=exit_powers_off(environ),
                 ),
                 boot_facts=boot,
                 notifier=Notifier(environ),

@@ -61,7 +61,7 @@ class BootFacts:
     boot_id: str
     port: int
     agent_version: str
-    can_self_stop: bool
+    can_self_stop: bool | None  # None: IAM could not be asked (see gce.compute.can_self_stop)
     identity_token: str | None = None
 
 

@@ -22,7 +22,7 @@ def boot_body(
     boot_id: str,
     port: int,
     agent_version: str,
-    can_self_stop: bool,
+    can_self_stop: bool | None,
     identity_token: str | None = None,
 ) -> dict[str, Any]:
     """Where the VM is and how to reach it; ``ip`` is the external IP when there is one."""

@@ -35,14 +35,37 @@ locals {
 
   # --- IAM ---------------------------------------------------------------------------
   # Exactly what self_stop needs through the Compute API; poweroff and none need nothing.
+  # Not compute.instances.list, which the boot check's testIamPermissions requires: it is
+  # checked on the project, so no instance-name condition could narrow it, and it would
+  # let every VM list (and read the metadata of) every instance of the project. The boot
+  # report says can_self_stop = null instead (agent gce/compute.py). Not get either: the
+  # agent never reads its instance through the API.
   self_stop_permissions = {
-    stop     = ["compute.instances.get", "compute.instances.stop"]
-    delete   = ["compute.instances.get", "compute.instances.delete"]
+    stop     = ["compute.instances.stop"]
+    delete   = ["compute.instances.delete"]
     poweroff = []
     none     = []
   }[var.self_stop]
   # Compute Engine names instances projects/P/zones/Z/instances/NAME in IAM conditions.
   instance_name_condition = "resource.type == \"compute.googleapis.com/Instance\" && resource.name.extract(\"/instances/{name}\").startsWith(\"${var.name_prefix}-\")"
+
+  # --- Network -------------------------------------------------------------------------
+  # Shared VPC: the network, its subnetworks and the firewall rule live in the host
+  # project. A bare name would resolve in the provider's project (or project_id) and
+  # need the provider's region, so both links are spelt out in full here.
+  compute_api        = "https://www.googleapis.com/compute/v1"
+  network_link_parts = try(regex("projects/([^/]+)/global/networks/([^/]+)$", var.network), null)
+  subnet_link_parts  = try(regex("projects/([^/]+)/regions/([^/]+)/subnetworks/([^/]+)$", var.subnetwork), null)
+  subnetwork_project = local.subnet_link_parts != null ? local.subnet_link_parts[0] : coalesce(var.subnetwork_project, try(local.network_link_parts[0], null), var.project_id)
+  network_project    = local.network_link_parts != null ? local.network_link_parts[0] : local.subnetwork_project
+  network_name       = local.network_link_parts != null ? local.network_link_parts[1] : var.network
+  subnetwork_parts = (
+    var.subnetwork == null ? null :
+    local.subnet_link_parts != null ? local.subnet_link_parts :
+    [local.subnetwork_project, coalesce(var.region, "region-unset"), var.subnetwork] # region is checked in variables.tf
+  )
+  network_self_link    = "${local.compute_api}/projects/${local.network_project}/global/networks/${local.network_name}"
+  subnetwork_self_link = local.subnetwork_parts == null ? null : format("%s/projects/%s/regions/%s/subnetworks/%s", local.compute_api, local.subnetwork_parts...)
 
   wheel_bucket  = try(regex("^gs://([^/]+)/", var.agent_wheel_url)[0], null)
   output_bucket = try(regex("^gs://([^/]+)", var.output_uri)[0], null)

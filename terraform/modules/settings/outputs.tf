@@ -28,6 +28,21 @@ output "instance_name_condition" {
   value       = local.instance_name_condition
 }
 
+output "network_self_link" {
+  description = "The VMs' network in full, in the network's project (Shared VPC: the host project); the firewall rule's network."
+  value       = local.network_self_link
+}
+
+output "network_project" {
+  description = "Project of the network, hence of the firewall rule: a network self link's, else subnetwork's (self link or subnetwork_project), else project_id."
+  value       = local.network_project
+}
+
+output "subnetwork_self_link" {
+  description = "The VMs' subnetwork in full (project and region spelt out), or null to use the network's subnetwork in the VM's region."
+  value       = local.subnetwork_self_link
+}
+
 output "wheel_bucket" {
   description = "Bucket of a gs:// agent_wheel_url, else null."
   value       = local.wheel_bucket

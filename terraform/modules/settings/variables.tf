@@ -75,13 +75,26 @@ variable "boot_disk_size_gb" {
 }
 
 variable "boot_disk_type" {
-  description = "Type of the boot disk."
+  description = "Type of the boot disk. It must fit machine_type's series (checked): C4, N4 and the other fourth-generation series boot from hyperdisk-balanced only, E2, N1, N2 and N2D from pd-* disks only."
   type        = string
   default     = "pd-balanced"
 
   validation {
     condition     = contains(["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"], var.boot_disk_type)
     error_message = "boot_disk_type must be one of pd-balanced, pd-ssd, pd-standard or hyperdisk-balanced."
+  }
+
+  # GCE checks the pair only when it inserts a VM, long after the plan: fourth-generation
+  # series take Hyperdisk only, the older general-purpose ones Persistent Disk only, and
+  # C3/C3D no pd-standard. The series is the machine type's first word (N1 custom types
+  # are custom-CPUS-MEMORY). Series not listed here are not checked.
+  validation {
+    condition = !(
+      (contains(["c4", "c4a", "c4d", "n4", "n4a", "n4d", "h4d", "m4", "x4", "a4", "a4x"], split("-", var.machine_type)[0]) && startswith(var.boot_disk_type, "pd-")) ||
+      (contains(["e2", "n1", "custom", "n2", "n2d", "c2", "c2d", "t2d", "t2a", "a2", "g2", "f1", "g1"], split("-", var.machine_type)[0]) && startswith(var.boot_disk_type, "hyperdisk-")) ||
+      (contains(["c3", "c3d"], split("-", var.machine_type)[0]) && var.boot_disk_type == "pd-standard")
+    )
+    error_message = "boot_disk_type does not fit machine_type: C4, C4A, C4D, N4, N4A, N4D, H4D, M4, X4 and A4 boot only from hyperdisk-balanced; E2, N1, N2, N2D, C2, C2D, T2D, T2A, A2 and G2 only from pd-* disks; C3 and C3D not from pd-standard. GCE would refuse every VM at insert time."
   }
 }
 
@@ -133,13 +146,21 @@ variable "deadman_margin" {
 # --- Network -------------------------------------------------------------------------
 
 variable "network" {
-  description = "Network (name or self link) of the VMs and of the firewall rule."
+  description = "Network (name or self link) of the VMs and of the firewall rule. A name is looked up in the subnetwork's project (Shared VPC: the host project). With a subnetwork the VMs join the subnetwork's network, which must be this one."
   type        = string
   default     = "default"
 
   validation {
-    condition     = length(trimspace(var.network)) > 0
-    error_message = "network must name a VPC network."
+    condition     = can(regex("^([a-z]([-a-z0-9]{0,61}[a-z0-9])?|(https://[a-z.]+/compute/(v1|beta)/)?projects/[a-z][-a-z0-9.:]*[a-z0-9]/global/networks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$", var.network))
+    error_message = "network must be a network name (such as default) or a self link projects/PROJECT/global/networks/NAME."
+  }
+
+  validation {
+    condition = alltrue([
+      for p in compact([try(regex("projects/([^/]+)/regions/", var.subnetwork)[0], ""), var.subnetwork_project == null ? "" : var.subnetwork_project]) :
+      try(regex("projects/([^/]+)/global/", var.network)[0], p) == p
+    ])
+    error_message = "network is in another project than the subnetwork (self link or subnetwork_project): a VM's network is its subnetwork's, so give the network of that project (Shared VPC: the host project)."
   }
 }
 
@@ -149,19 +170,51 @@ variable "subnetwork" {
   default     = null
 
   validation {
-    condition     = var.subnetwork == null || length(trimspace(coalesce(var.subnetwork, " "))) > 0
-    error_message = "subnetwork must be null or name a subnetwork."
+    condition     = var.subnetwork == null || can(regex("^([a-z]([-a-z0-9]{0,61}[a-z0-9])?|(https://[a-z.]+/compute/(v1|beta)/)?projects/[a-z][-a-z0-9.:]*[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]+/subnetworks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$", var.subnetwork))
+    error_message = "subnetwork must be null, a subnetwork name (then set region) or a self link projects/PROJECT/regions/REGION/subnetworks/NAME."
   }
 }
 
 variable "subnetwork_project" {
-  description = "Project of the subnetwork and of the firewall rule (Shared VPC host project); null means project_id."
+  description = "Project of the network, the subnetwork and the firewall rule (Shared VPC host project); null means the project named by a subnetwork or network self link, else project_id."
   type        = string
   default     = null
 
   validation {
     condition     = var.subnetwork_project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(var.subnetwork_project, "x")))
     error_message = "subnetwork_project must be null or a project ID."
+  }
+
+  validation {
+    condition = (
+      var.subnetwork_project == null || var.subnetwork == null ||
+      try(regex("projects/([^/]+)/regions/", var.subnetwork)[0], var.subnetwork_project) == var.subnetwork_project
+    )
+    error_message = "subnetwork_project differs from the project in the subnetwork's self link; drop one of them."
+  }
+}
+
+variable "region" {
+  description = "Region of the subnetwork, needed when subnetwork is a name (a self link names its region); Saturno creates the VMs in zones of this region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", coalesce(var.region, "x")))
+    error_message = "region must be null or a region name such as us-east1."
+  }
+
+  validation {
+    condition     = !can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.subnetwork)) || var.region != null
+    error_message = "region must be set when subnetwork is a name: a subnetwork is regional, and without it the provider stops with \"Cannot determine region\". Or give subnetwork as projects/PROJECT/regions/REGION/subnetworks/NAME."
+  }
+
+  validation {
+    condition = (
+      var.region == null || var.subnetwork == null ||
+      try(regex("/regions/([^/]+)/", var.subnetwork)[0], var.region) == var.region
+    )
+    error_message = "region differs from the region in the subnetwork's self link; drop one of them."
   }
 }
 

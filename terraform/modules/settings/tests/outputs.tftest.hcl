@@ -77,8 +77,8 @@ run "self_stop_stop_grants_get_and_stop" {
   command = plan
 
   assert {
-    condition     = output.self_stop_permissions == ["compute.instances.get", "compute.instances.stop"]
-    error_message = "self_stop = stop needs compute.instances.get and compute.instances.stop, nothing else."
+    condition     = output.self_stop_permissions == ["compute.instances.stop"]
+    error_message = "self_stop = stop needs compute.instances.stop, nothing else (no list: see main.tf)."
   }
 
   assert {
@@ -92,8 +92,8 @@ run "self_stop_delete_grants_get_and_delete" {
   variables { self_stop = "delete" }
 
   assert {
-    condition     = output.self_stop_permissions == ["compute.instances.get", "compute.instances.delete"]
-    error_message = "self_stop = delete needs compute.instances.get and compute.instances.delete, nothing else."
+    condition     = output.self_stop_permissions == ["compute.instances.delete"]
+    error_message = "self_stop = delete needs compute.instances.delete, nothing else (no list: see main.tf)."
   }
 }
 
@@ -207,5 +207,106 @@ run "names_follow_the_prefix" {
       strcontains(output.instance_name_condition, ".startsWith(\"nt-prod-\")"),
     ])
     error_message = "Resource names and the IAM condition must follow name_prefix."
+  }
+}
+
+# --- Network: every link in full, in the project that holds it -----------------------
+
+run "default_network_is_in_project_id_and_has_no_subnetwork" {
+  command = plan
+
+  assert {
+    condition = (
+      output.network_self_link == "https://www.googleapis.com/compute/v1/projects/example-project/global/networks/default" &&
+      output.network_project == "example-project" &&
+      output.subnetwork_self_link == null
+    )
+    error_message = "Without Shared VPC inputs the network must be project_id's and the subnetwork left to GCE."
+  }
+}
+
+run "host_project_subnetwork_by_name_with_subnetwork_project" {
+  command = plan
+  variables {
+    network            = "shared"
+    subnetwork         = "jobs"
+    subnetwork_project = "host-project"
+    region             = "us-east1"
+  }
+
+  assert {
+    condition = (
+      output.subnetwork_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/regions/us-east1/subnetworks/jobs" &&
+      output.network_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/global/networks/shared" &&
+      output.network_project == "host-project"
+    )
+    error_message = "A subnetwork and a network given by name must both resolve in subnetwork_project, with the region given."
+  }
+}
+
+run "host_project_subnetwork_by_self_link_without_subnetwork_project" {
+  command = plan
+  variables {
+    network    = "shared"
+    subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs"
+  }
+
+  assert {
+    condition = (
+      output.subnetwork_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/regions/us-east1/subnetworks/jobs" &&
+      output.network_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/global/networks/shared" &&
+      output.network_project == "host-project"
+    )
+    error_message = "A subnetwork self link must put the network and the firewall rule in its own project, not project_id."
+  }
+}
+
+run "host_project_subnetwork_by_self_link_with_subnetwork_project" {
+  command = plan
+  variables {
+    network            = "shared"
+    subnetwork         = "https://www.googleapis.com/compute/v1/projects/host-project/regions/us-east1/subnetworks/jobs"
+    subnetwork_project = "host-project"
+  }
+
+  assert {
+    condition = (
+      output.subnetwork_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/regions/us-east1/subnetworks/jobs" &&
+      output.network_project == "host-project"
+    )
+    error_message = "A full subnetwork self link must be kept as is."
+  }
+}
+
+run "subnetwork_by_name_without_subnetwork_project_is_in_project_id" {
+  command = plan
+  variables {
+    subnetwork = "jobs"
+    region     = "europe-west1"
+  }
+
+  assert {
+    condition = (
+      output.subnetwork_self_link == "https://www.googleapis.com/compute/v1/projects/example-project/regions/europe-west1/subnetworks/jobs" &&
+      output.network_project == "example-project"
+    )
+    error_message = "With no subnetwork_project a named subnetwork is project_id's, never the provider's project."
+  }
+}
+
+run "network_self_link_names_the_project_of_a_named_subnetwork" {
+  command = plan
+  variables {
+    network    = "projects/host-project/global/networks/shared"
+    subnetwork = "jobs"
+    region     = "us-east1"
+  }
+
+  assert {
+    condition = (
+      output.subnetwork_self_link == "https://www.googleapis.com/compute/v1/projects/host-project/regions/us-east1/subnetworks/jobs" &&
+      output.network_project == "host-project"
+    )
+    error_message = "A named subnetwork of a network given by self link must be looked up in that network's project."
   }
 }

@@ -136,6 +136,67 @@ run "boot_disk_type_refuses_local_ssd" {
   expect_failures = [var.boot_disk_type]
 }
 
+run "boot_disk_type_accepts_hyperdisk_on_c4" {
+  command = plan
+  variables {
+    machine_type   = "c4-standard-8"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+}
+
+run "boot_disk_type_accepts_hyperdisk_on_c3" {
+  command = plan
+  variables {
+    machine_type   = "c3-standard-4"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+}
+
+run "boot_disk_type_refuses_pd_balanced_on_c4" {
+  command = plan
+  variables {
+    machine_type   = "c4-standard-8"
+    boot_disk_type = "pd-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_pd_ssd_on_n4" {
+  command = plan
+  variables {
+    machine_type   = "n4-highmem-4"
+    boot_disk_type = "pd-ssd"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_hyperdisk_on_e2" {
+  command = plan
+  variables {
+    machine_type   = "e2-standard-2"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_hyperdisk_on_an_n1_custom_type" {
+  command = plan
+  variables {
+    machine_type   = "custom-4-8192"
+    boot_disk_type = "hyperdisk-balanced"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
+run "boot_disk_type_refuses_pd_standard_on_c3" {
+  command = plan
+  variables {
+    machine_type   = "c3-standard-4"
+    boot_disk_type = "pd-standard"
+  }
+  expect_failures = [var.boot_disk_type]
+}
+
 run "termination_action_accepts_delete" {
   command = plan
   variables { termination_action = "DELETE" }
@@ -183,14 +244,61 @@ run "network_refuses_blank" {
   expect_failures = [var.network]
 }
 
+run "network_accepts_a_host_project_self_link" {
+  command = plan
+  variables {
+    network            = "https://www.googleapis.com/compute/v1/projects/host-project/global/networks/shared"
+    subnetwork         = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    subnetwork_project = "host-project"
+  }
+}
+
+run "network_refuses_a_name_with_a_slash_that_is_no_link" {
+  command = plan
+  variables { network = "host-project/shared" }
+  expect_failures = [var.network]
+}
+
+run "network_refuses_another_project_than_the_subnetworks" {
+  command = plan
+  variables {
+    network    = "projects/service-project/global/networks/shared"
+    subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs"
+  }
+  expect_failures = [var.network]
+}
+
+run "network_refuses_another_project_than_subnetwork_project" {
+  command = plan
+  variables {
+    network            = "projects/service-project/global/networks/shared"
+    subnetwork_project = "host-project"
+  }
+  expect_failures = [var.network]
+}
+
 run "subnetwork_accepts_a_self_link" {
   command = plan
   variables { subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs" }
 }
 
+run "subnetwork_accepts_a_name_with_a_region" {
+  command = plan
+  variables {
+    subnetwork = "jobs"
+    region     = "us-east1"
+  }
+}
+
 run "subnetwork_refuses_empty" {
   command = plan
   variables { subnetwork = "" }
+  expect_failures = [var.subnetwork]
+}
+
+run "subnetwork_refuses_a_regionless_path" {
+  command = plan
+  variables { subnetwork = "projects/host-project/subnetworks/jobs" }
   expect_failures = [var.subnetwork]
 }
 
@@ -203,6 +311,36 @@ run "subnetwork_project_refuses_a_name" {
   command = plan
   variables { subnetwork_project = "Host Project" }
   expect_failures = [var.subnetwork_project]
+}
+
+run "subnetwork_project_refuses_another_project_than_the_self_links" {
+  command = plan
+  variables {
+    subnetwork         = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    subnetwork_project = "other-host-project"
+  }
+  expect_failures = [var.subnetwork_project]
+}
+
+run "region_refuses_a_zone" {
+  command = plan
+  variables { region = "us-east1-b" }
+  expect_failures = [var.region]
+}
+
+run "region_is_required_by_a_subnetwork_name" {
+  command = plan
+  variables { subnetwork = "jobs" }
+  expect_failures = [var.region]
+}
+
+run "region_refuses_another_region_than_the_self_links" {
+  command = plan
+  variables {
+    subnetwork = "projects/host-project/regions/us-east1/subnetworks/jobs"
+    region     = "europe-west1"
+  }
+  expect_failures = [var.region]
 }
 
 run "network_tags_accept_rfc1035_names" {
