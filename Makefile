@@ -11,7 +11,7 @@ EXTRAS := dev,vision,gcs
 export TF_CLI_CONFIG_FILE := /dev/null
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: demo test lint format unit integration infra bench fuzz venv clean
+.PHONY: demo test lint format unit integration infra boot-test bench fuzz venv clean
 
 $(STAMP): pyproject.toml testkit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ integration: $(STAMP)
 
 infra: $(STAMP)
 	$(BIN)/pytest tests/infra
+
+## Boot the recipe for real: Debian guests under qemu (root; images cached in
+## /var/cache/notraining-agent-boot), one boot per scenario of tests/boot. See docs/boot-test.md.
+boot-test: $(STAMP)
+	$(BIN)/python -m tests.boot
 
 ## Benchmarks; results are recorded by hand in bench/RESULTS.md.
 bench: $(STAMP)
