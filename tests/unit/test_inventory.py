@@ -90,3 +90,17 @@ async def test_same_name_twice_on_one_side(tmp_path: Path) -> None:
     assert [a.name for a in inventory.arts] == ["x.png", "y.png"]
     assert inventory.arts[0].path == root / "a" / "x.png"
     assert [(d.name, d.kind) for d in inventory.discrepancies] == [("x.png", "different_bytes")]
+
+
+async def test_zip_root_behind_a_symlink(tmp_path: Path) -> None:
+    """A state dir reached through a symlink (DynamicUser=) still names entries by zip path."""
+    real = tmp_path / "private" / "state"
+    link = tmp_path / "state"
+    real.mkdir(parents=True)
+    link.symlink_to(real)
+    files = [p.resolve() for p in zipped(real / "zip", {"POP/a.png": b"A"})]
+    inventory = await build_inventory(
+        zip_files=files, zip_root=link / "zip", zip_url=ZIP_URL, downloads=[]
+    )
+    assert [art.name for art in inventory.arts] == ["a.png"]
+    assert inventory.arts[0].sources == ("https://arts.example.com/p.zip#POP/a.png",)
