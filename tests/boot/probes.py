@@ -24,7 +24,8 @@ def after_attribute(name: str, command: str) -> str:
     )
 
 
-# Scenario 6, live: the unit's exposure, the process's user, RSS, and what it may write.
+# Scenario 6, live: the unit's exposure, the process's user, RSS, and which files and
+# directories it may write (sockets such as the journal's are writable by design).
 HARDENING = (
     WAIT_ACTIVE + "; "
     f"pid=$(systemctl show -p MainPID --value {UNIT}); "
@@ -35,8 +36,10 @@ HARDENING = (
     f"unit_user=$(systemctl show -p User --value {UNIT}) "
     f'dynamic=$(systemctl show -p DynamicUser --value {UNIT})"; '
     f"systemd-analyze security --no-pager {UNIT} 2>&1 | sed 's/^/BOOTTEST security /'; "
-    "nsenter -t $pid -m -S $uid -G $gid find / \\( -path /proc -o -path /sys -o -path /dev "
-    "\\) -prune -o -writable -print 2>/dev/null | sed 's/^/BOOTTEST writable /'; "
+    "nsenter -t $pid -m -S $uid -G $gid find / /var/lib/notraining-agent/ "
+    "\\( -path /proc -o -path /sys -o -path /dev \\) -prune -o "
+    "\\( -type f -o -type d \\) -writable -print 2>/dev/null "
+    "| sed 's/^/BOOTTEST writable /'; "
     "echo 'BOOTTEST hardening done'; } >/dev/console 2>&1"
 )
 
