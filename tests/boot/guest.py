@@ -69,6 +69,7 @@ class Guest:
         self.on_line: Callable[[ConsoleLine], None] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
         self.exited = asyncio.Event()
         self._qmp_path = spec.workdir / "qmp.sock"
@@ -154,8 +155,10 @@ class Guest:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            limit=1 << 20,  # a console line can be long (a traceback in one JSON line)
         )
         self._reader = asyncio.create_task(self._read())
+        self._watcher = asyncio.create_task(self._watch())
 
     async def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None
@@ -173,7 +176,16 @@ class Guest:
                     self.on_line(line)
                 async with self._changed:
                     self._changed.notify_all()
-        self.returncode = await self._process.wait()
+
+    async def _watch(self) -> None:
+        # qemu's exit, apart from the console's EOF. Process.wait() also waits for every
+        # pipe to close, and a relay or child still holding qemu's stdout would hide that
+        # the guest is off (seen once: the harness waited on a powered-off guest), so
+        # read the return code, which the child watcher sets at the exit itself.
+        assert self._process is not None
+        while self._process.returncode is None:  # noqa: ASYNC110 - no event for it exists
+            await asyncio.sleep(0.5)
+        self.returncode = self._process.returncode
         self.exited_at = time.time()
         self.exited.set()
         async with self._changed:
@@ -241,11 +253,12 @@ class Guest:
     async def close(self) -> None:
         """Kill qemu (and the socat relays it started) if it still runs."""
         process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
+        if process is not None:
+            # The whole group, even after qemu's exit: socat relays must not outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, 9)
-            await process.wait()
-        if self._reader is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._reader, 10)
+        for task in (self._watcher, self._reader):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, 10)
         (self.spec.workdir / "disk.qcow2").unlink(missing_ok=True)
