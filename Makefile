@@ -12,7 +12,7 @@ export UV_NO_PROGRESS := 1
 export TF_CLI_CONFIG_FILE := /dev/null
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: demo test lint format unit integration infra bench fuzz venv clean lock dist floors checkov-venv
+.PHONY: demo test lint format unit integration infra boot-test bench fuzz venv clean lock dist floors checkov-venv
 
 # .venv is uv.lock exactly: the agent and the test kit editable, every extra, the dev group.
 # uv itself comes from the lock (requirements/installer.txt, hashed) the first time; after
@@ -89,6 +89,11 @@ integration: $(STAMP)
 
 infra: $(STAMP) checkov-venv
 	$(BIN)/pytest tests/infra
+
+## Boot the recipe for real: Debian guests under qemu (root; images cached in
+## /var/cache/notraining-agent-boot), one boot per scenario of tests/boot. See docs/boot-test.md.
+boot-test: $(STAMP)
+	$(BIN)/python -m tests.boot
 
 ## Benchmarks (not tests, not in CI). legacy.py needs ../shared/peers/seed-django next to
 ## the repository and writes its table into bench/RESULTS.md; the others are recorded by hand.

@@ -51,6 +51,7 @@ module "settings" {
   secret_version          = var.secret_version
   saturno_service_account = var.saturno_service_account
   grant_bucket_access     = var.grant_bucket_access
+  serial_port_logging     = var.serial_port_logging
 }
 
 locals {

@@ -280,3 +280,9 @@ variable "grant_bucket_access" {
   type        = bool
   default     = true
 }
+
+variable "serial_port_logging" {
+  description = "Send each VM's serial console, the agent's JSON log lines included, to Cloud Logging (metadata serial-port-logging-enable), so they outlive the VM. Turn off only where the project's policy forbids it."
+  type        = bool
+  default     = true
+}

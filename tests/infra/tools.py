@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "max_download_bytes": 1073741824,
         "processor": "manifest",
         "self_stop": "delete",
+        "serial_port_logging": False,
     },
     # A pinned, hashed version from a private index, the module's defaults otherwise.
     "index_version": {
@@ -50,7 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def require(tool: str) -> str:
-    """The tool's path, or skip the test saying which package provides it."""
+    """The tool's path; else skip (fail under CI) saying which package provides it."""
     path = shutil.which(tool)
     if path is None:
         hint = {
@@ -58,7 +60,10 @@ def require(tool: str) -> str:
             "cloud-init": "apt-get install cloud-init",
             "systemd-analyze": "apt-get install systemd",
         }.get(tool, f"install {tool}")
-        pytest.skip(f"{tool} is not on PATH ({hint})")
+        message = f"{tool} is not on PATH ({hint})"
+        if os.environ.get("CI") == "true":  # CI installs every tool: missing is a failure
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 

@@ -105,3 +105,17 @@ async def test_zip_digests_from_the_extraction_are_not_recomputed(tmp_path: Path
         zip_digests={paths[0]: given},
     )
     assert (inventory.arts[0].sha256, inventory.arts[0].size) == given
+
+
+async def test_zip_root_behind_a_symlink(tmp_path: Path) -> None:
+    """A state dir reached through a symlink (DynamicUser=) still names entries by zip path."""
+    real = tmp_path / "private" / "state"
+    link = tmp_path / "state"
+    real.mkdir(parents=True)
+    link.symlink_to(real)
+    files = [p.resolve() for p in zipped(real / "zip", {"POP/a.png": b"A"})]
+    inventory = await build_inventory(
+        zip_files=files, zip_root=link / "zip", zip_url=ZIP_URL, downloads=[]
+    )
+    assert [art.name for art in inventory.arts] == ["a.png"]
+    assert inventory.arts[0].sources == ("https://arts.example.com/p.zip#POP/a.png",)

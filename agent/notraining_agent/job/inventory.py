@@ -60,11 +60,14 @@ async def build_inventory(
     discrepancies: list[Discrepancy] = []
     zipped: list[_Item] = []
     shown_zip = shown_url(zip_url) if zip_url else "zip_art"
+    # The extractor hands back resolved paths; under DynamicUser= the state directory is a
+    # symlink (/var/lib/X -> /var/lib/private/X), so compare resolved with resolved.
+    root = await asyncio.to_thread(zip_root.resolve)
     known = zip_digests or {}
     for path in zip_files:
         digest = known.get(path)
         sha256, size = digest if digest else await asyncio.to_thread(_hash_file, path)
-        entry = path.relative_to(zip_root).as_posix()
+        entry = (await asyncio.to_thread(path.resolve)).relative_to(root).as_posix()
         name = safe_filename(path.name)
         zipped.append(_Item(name, path, f"{shown_zip}#{entry}", sha256, size))
     listed = [_Item(d.name, d.path, shown_url(d.url), d.sha256, d.size) for d in downloads]

@@ -124,5 +124,9 @@ locals {
 
   # What the agent needs in the VM's metadata; the root module adds the access switches
   # (OS Login and the like) and Saturno may add notraining-job per VM.
-  metadata = merge(local.agent_metadata, { "user-data" = local.user_data })
+  metadata = merge(local.agent_metadata, {
+    "user-data" = local.user_data
+    # The serial console (the agent's JSON lines) is kept in Cloud Logging after the VM.
+    "serial-port-logging-enable" = var.serial_port_logging ? "TRUE" : "FALSE"
+  })
 }

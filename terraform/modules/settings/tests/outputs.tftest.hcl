@@ -31,10 +31,10 @@ run "defaults_give_the_agent_its_settings_and_a_secret_reference" {
 
   assert {
     condition = (
-      jsonencode(keys(output.metadata)) == jsonencode(sort(concat(keys(output.agent_metadata), ["user-data"]))) &&
+      jsonencode(keys(output.metadata)) == jsonencode(sort(concat(keys(output.agent_metadata), ["serial-port-logging-enable", "user-data"]))) &&
       startswith(output.metadata["user-data"], "#cloud-config\n")
     )
-    error_message = "The module's metadata must be the notraining-* attributes plus the #cloud-config user-data."
+    error_message = "The module's metadata must be the notraining-* attributes plus the #cloud-config user-data and serial-port-logging-enable."
   }
 }
 
