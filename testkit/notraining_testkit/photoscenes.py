@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from notraining_agent.processors.keypoints import synth
 
+from notraining_testkit.scenes import claim
+
 Image = npt.NDArray[np.uint8]
 Corners = tuple[tuple[float, float], ...]
 MAX_ATTEMPTS = 80
@@ -141,20 +143,9 @@ def _place(
             pitch=float(rng.uniform(-20, 20)),
             roll=float(rng.uniform(-30, 30)),
         )
-        x0, y0 = corners.min(axis=0)
-        x1, y1 = corners.max(axis=0)
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            continue
-        box = (float(x0), float(y0), float(x1), float(y1))
-        if any(_intersects(box, other) for other in taken):
-            continue
-        taken.append(box)
-        return corners
+        if claim(corners, size, taken):
+            return corners
     return None
-
-
-def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _glare(photo: Image, rng: np.random.Generator, corners: synth.Quad) -> None:

@@ -86,17 +86,27 @@ def _place(
         centre = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
         angle = float(rng.uniform(-20, 20))
         corners = synth.quad(rng, art_size, centre, long_side, angle=angle, tilt=0.08)
-        x0, y0 = corners.min(axis=0)
-        x1, y1 = corners.max(axis=0)
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            continue
-        box = (float(x0), float(y0), float(x1), float(y1))
-        if any(_intersects(box, other) for other in taken):
-            continue
-        taken.append(box)
-        return corners
+        if claim(corners, size, taken):
+            return corners
     return None
 
 
-def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+Box = tuple[float, float, float, float]
+
+
+def claim(corners: synth.Quad, size: tuple[int, int], taken: list[Box]) -> bool:
+    """Whether a poster at ``corners`` lies inside the frame and clear of ``taken``; if so,
+    its bounding box joins ``taken``. Shared by the generated and the real-photo scenes."""
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    if x0 < 0 or y0 < 0 or x1 > size[0] or y1 > size[1]:
+        return False
+    box = (float(x0), float(y0), float(x1), float(y1))
+    if any(_intersects(box, other) for other in taken):
+        return False
+    taken.append(box)
+    return True
+
+
+def _intersects(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
