@@ -340,7 +340,9 @@ async def _save(
             f"download of {shown} could not be written ({exc.strerror}); check free disk space"
         ) from exc
     finally:
-        await asyncio.to_thread(_discard, handle, partial)  # no-op after a successful rename
+        # Shielded: a second cancel while this waits must not drop the close before the
+        # thread runs it (the file would stay open and the .part behind).
+        await asyncio.shield(asyncio.to_thread(_discard, handle, partial))
     _log_progress(shown, size, announced)
     digest = hasher.hexdigest() if hasher is not None else ""
     return Downloaded(url=url, name=url_basename(url), path=target, size=size, sha256=digest)
