@@ -17,6 +17,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from tests.boot import probes
 from tests.boot import scenarios as s
@@ -143,6 +144,20 @@ async def main(argv: list[str]) -> int:
     return 1 if failures or not chosen else 0
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: print where every task waits, to see what a stuck run is waiting on."""
+    for running in asyncio.all_tasks():
+        print(f"boot-test task {running.get_name()}:", file=sys.stderr)
+        awaited: Any = running.get_coro()
+        while awaited is not None and hasattr(awaited, "cr_frame"):
+            frame = awaited.cr_frame
+            if frame is not None:
+                print(f"  {frame.f_code.co_filename}:{frame.f_lineno}", file=sys.stderr)
+            awaited = awaited.cr_await
+        print(f"  awaiting {awaited!r}", file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def _main_cancellable(argv: list[str]) -> int:
     """main(), cancelled by SIGTERM/SIGINT so its cleanup (qemu, emulators) still runs."""
     task = asyncio.current_task()
@@ -150,6 +165,7 @@ async def _main_cancellable(argv: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         return await main(argv)
     except asyncio.CancelledError:

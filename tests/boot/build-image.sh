@@ -19,10 +19,10 @@ case "$suite" in
   trixie) dhcp=dhcpcd-base ;;
   *) echo "build-image.sh: unknown suite $suite (bookworm or trixie)" >&2; exit 2 ;;
 esac
-# What the recipe and the checks need from the image. python3-venv because today's recipe
-# creates its venv with ensurepip (the guest has no archive to apt-get it from); the
-# wheelhouse recipe needs none, and then it leaves this list.
-packages=(systemd-sysv udev dbus libnss-systemd cloud-init "$dhcp" python3 python3-venv curl
+# What the recipe and the checks need from the image: python3, curl, tar and sha256sum,
+# nothing else. No python3-venv or pip: the wheelhouse carries uv, which makes the venv, so
+# the boot proves an install with no apt and no index.
+packages=(systemd-sysv udev dbus libnss-systemd cloud-init "$dhcp" python3 curl
   ca-certificates netbase procps linux-image-cloud-amd64 initramfs-tools)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/notraining-boot-image.XXXXXX")
@@ -90,8 +90,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=notraining boot-
   -keyout "$work/ca.key" -out "$work/ca.pem" >/dev/null 2>&1
 install -m 0644 "$work/ca.pem" "$root/usr/local/share/ca-certificates/notraining-boot-test.crt"
 in_root update-ca-certificates >/dev/null 2>&1
-# pip before 24.2 trusts only its own bundle; point it at the system's, as an image would.
-printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$root/etc/pip.conf"
 
 cp -L "$root/vmlinuz" "$work/vmlinuz"
 cp -L "$root/initrd.img" "$work/initrd.img"

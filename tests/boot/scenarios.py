@@ -151,9 +151,8 @@ def base_variables(release: Release) -> dict[str, Any]:
         "saturno_source_ranges": ["169.254.169.2/32"],
         "register_url": guest_url("saturno") + "/register/",
         "done_url": guest_url("saturno") + "/done/",
-        "agent_wheel_url": f"{files}/dist/{release.agent_wheel.name}",
-        "agent_wheel_sha256": release.sha256,
-        "pip_index_url": f"{files}/simple/",
+        "agent_wheelhouse_url": f"{files}/dist/{release.wheelhouse.name}",
+        "agent_wheelhouse_sha256": release.sha256,
         "allowed_url_hosts": [guest_url("art").removeprefix("http://")],
         "shutdown_grace": "1s",
     }
