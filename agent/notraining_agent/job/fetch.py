@@ -32,7 +32,7 @@ import aiohttp
 from yarl import URL
 
 from notraining_agent.errors import InputRefusedError, JobError
-from notraining_agent.job.gcs_download import TokenSource, gcs_base, gcs_request
+from notraining_agent.job.gcs_download import TokenGetter, gcs_base, gcs_request
 from notraining_agent.job.paths import url_basename
 from notraining_agent.job.urlguard import FETCH_SCHEMES, GuardedResolver, static_refusal
 from notraining_agent.util.urls import error_text, scrub_urls, shown_url
@@ -90,7 +90,7 @@ class _Job:
     budget: ByteBudget
     allowed_hosts: frozenset[str]
     metadata_hosts: frozenset[str]
-    token: TokenSource | None
+    token: TokenGetter | None
     gcs_base: str
     progress_interval: float
     unhashed: frozenset[int] = frozenset()
@@ -103,7 +103,7 @@ async def download_all(
     allowed_hosts: frozenset[str],
     metadata_hosts: frozenset[str],
     max_total_bytes: int,
-    token: TokenSource | None = None,
+    token: TokenGetter | None = None,
     storage_emulator_host: str | None = None,
     concurrency: int = IN_FLIGHT,
     per_host: int = PER_HOST,

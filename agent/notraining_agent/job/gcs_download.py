@@ -21,7 +21,8 @@ from notraining_agent.util.urls import shown_url
 
 GCS_API = "https://storage.googleapis.com"
 
-TokenSource = Callable[[], Awaitable[str]]
+TokenGetter = Callable[[], Awaitable[str]]
+"""How a job gets an access token for gs://: ``gce.credentials.TokenSource.token``."""
 
 
 def gcs_base(storage_emulator_host: str | None) -> str:
@@ -41,7 +42,7 @@ def gcs_media_url(url: str, base: str) -> URL:
     ).with_query(alt="media")
 
 
-async def auth_headers(token: TokenSource | None, shown: str) -> dict[str, str]:
+async def auth_headers(token: TokenGetter | None, shown: str) -> dict[str, str]:
     """``Authorization: Bearer`` from ``token`` (none without one); JobError naming ``shown``."""
     if token is None:
         return {}
@@ -55,7 +56,7 @@ async def auth_headers(token: TokenSource | None, shown: str) -> dict[str, str]:
 
 
 async def gcs_request(
-    url: str, *, base: str, token: TokenSource | None
+    url: str, *, base: str, token: TokenGetter | None
 ) -> tuple[URL, dict[str, str]]:
     """The media URL and headers (``Authorization: Bearer`` when a token source is given)."""
     return gcs_media_url(url, base), await auth_headers(token, f"download of {shown_url(url)}")

@@ -27,7 +27,7 @@ import google_crc32c
 from yarl import URL
 
 from notraining_agent.errors import ConfigError, JobError
-from notraining_agent.job.gcs_download import TokenSource, auth_headers, gcs_base
+from notraining_agent.job.gcs_download import TokenGetter, auth_headers, gcs_base
 from notraining_agent.util.retry import (
     Attempt,
     Backoff,
@@ -96,7 +96,7 @@ async def upload_tree(
     local_dir: Path,
     gs_uri: str,
     *,
-    token: TokenSource | None,
+    token: TokenGetter | None,
     storage_emulator_host: str | None = None,
     policy: UploadPolicy | None = None,
 ) -> None:
@@ -147,7 +147,7 @@ async def _upload_one(
     path: Path,
     target: str,
     name: str,
-    token: TokenSource | None,
+    token: TokenGetter | None,
     policy: UploadPolicy,
 ) -> None:
     """One file, retried on what the policy calls transient; JobError when it cannot be done."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from notraining_agent.errors import ConfigError, JobError
-from notraining_agent.job.gcs_download import TokenSource
+from notraining_agent.job.gcs_download import TokenGetter
 from notraining_agent.job.gcs_upload import upload_tree
 from notraining_agent.job.paths import id_folder, safe_part
 
@@ -45,7 +45,7 @@ async def publish(
     output_uri: str,
     parts: Sequence[str],
     *,
-    token: TokenSource | None = None,
+    token: TokenGetter | None = None,
     storage_emulator_host: str | None = None,
 ) -> str:
     """Copy or upload ``local_dir`` to its final place and return that URI.
