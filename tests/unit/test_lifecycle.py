@@ -291,6 +291,19 @@ async def test_states_in_order(h: Harness) -> None:
     assert h.notifier.sent[-1] == "STOPPING=1"
 
 
+async def test_systemd_hears_stopping_only_after_the_stop_request(h: Harness) -> None:
+    """STOPPING=1 starts systemd's stop timeout, so it must not run during the stop request."""
+    sent_during_stop: list[str] = []
+
+    async def probe() -> None:
+        sent_during_stop.extend(h.notifier.sent)
+
+    h.on_stop = probe
+    await run_with_job(h, h.build())
+    assert "STOPPING=1" not in sent_during_stop
+    assert h.notifier.sent[-1] == "STOPPING=1"
+
+
 async def test_exit_code_comes_from_stop_vm(h: Harness) -> None:
     """run() returns what stop_vm returned (3: the VM could not be stopped)."""
     h.exit_code = EXIT_STOP_FAILED

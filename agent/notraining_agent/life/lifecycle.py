@@ -169,8 +169,12 @@ class Lifecycle:
             log.info("waiting %.0f s for Saturno to stop the VM", self._settings.shutdown_grace)
             await self._p.clock.sleep(self._settings.shutdown_grace)
             self._set_state(AgentState.STOPPING)
+            code = await self._p.stop_vm()
+            # Only now: STOPPING=1 starts the unit's TimeoutStopSec, and the stop request
+            # (client import, retries, operation wait) may outlast it; a real boot was
+            # killed mid-request that way.
             self._p.notifier.stopping()
-            return await self._p.stop_vm()
+            return code
         finally:
             await self._tasks.close()
 
