@@ -66,13 +66,14 @@ def test_deadman_deadline_comes_from_terraform(settings_outputs: Outputs) -> Non
 
 
 def test_deadman_is_armed_before_the_install(settings_outputs: Outputs) -> None:
-    """runcmd enables the timer, then installs, then starts the agent without blocking."""
+    """runcmd enables both units (one reload), starts the timer, installs, then starts the
+    agent without blocking."""
     commands = [" ".join(c) for c in cloud_config(settings_outputs, "gcs_wheelhouse")["runcmd"]]
     assert commands == [
-        "systemctl daemon-reload",
-        "systemctl enable --now notraining-deadman.timer",
+        "systemctl enable notraining-deadman.timer notraining-agent.service",
+        "systemctl start notraining-deadman.timer",
         "sh -c /usr/local/sbin/notraining-agent-install || systemctl poweroff",
-        "systemctl enable --now --no-block notraining-agent.service",
+        "systemctl start --no-block notraining-agent.service",
     ]
 
 
