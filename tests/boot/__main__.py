@@ -70,6 +70,9 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="scenario names (prefixes)")
     parser.add_argument("--suite", choices=["bookworm", "trixie"], default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="guests booted at once (each gets the cores / jobs)"
+    )
     args = parser.parse_args(argv)
     chosen = [
         sc
@@ -79,10 +82,10 @@ async def main(argv: list[str]) -> int:
     ]
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="notraining-boot-"))
-    failures = 0
-    summary: dict[str, float] = {}
+    outcomes: dict[str, s.Boot | None] = {}
     renderer = await asyncio.to_thread(Renderer)
     try:
+        prepared = {}
         for suite in sorted({sc.suite for sc in chosen}, key=["bookworm", "trixie"].index):
             started = time.monotonic()
             image = await asyncio.to_thread(guest_image, suite)
@@ -92,56 +95,74 @@ async def main(argv: list[str]) -> int:
                 f"in {time.monotonic() - started:.0f}s ({image.folder.name})",
                 flush=True,
             )
-            tls = server_tls(image.file("ca.pem"), image.file("ca.key"), work, SERVICE_IP)
-            for sc in (x for x in chosen if x.suite == suite):
-                began = time.monotonic()
-                try:
-                    boot = await s.run_scenario(
-                        sc,
-                        image=image,
-                        release=release,
-                        renderer=renderer,
-                        tls=tls,
-                        workdir=work / sc.name,
-                        accel=accel(),
-                        free_port=free_port,
-                    )
-                except Exception as exc:
-                    failures += 1
-                    print(
-                        f"boot-test {sc.name}: FAIL ({time.monotonic() - began:.0f}s) "
-                        f"{type(exc).__name__}: {exc}",
-                        flush=True,
-                    )
-                    traceback.print_exc(file=sys.stderr)
-                    console = work / sc.name / "console.log"
-                    if console.exists():
-                        tail = console.read_text(encoding="utf-8").splitlines()[-40:]
-                        print("\n".join(f"    | {t}" for t in tail), file=sys.stderr)
-                    continue
-                print(
-                    f"boot-test {sc.name}: PASS ({time.monotonic() - began:.0f}s) "
-                    + "; ".join(boot.notes),
-                    flush=True,
-                )
-                if sc.body is s.happy_http:
-                    summary = boot.figures
+            (work / suite).mkdir()
+            tls = server_tls(image.file("ca.pem"), image.file("ca.key"), work / suite, SERVICE_IP)
+            prepared[suite] = (image, release, tls)
+        slots = asyncio.Semaphore(max(1, args.jobs))
+        cpus = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
+
+        async def one(sc: s.Scenario) -> None:
+            async with slots:
+                outcomes[sc.name] = await _boot(sc, prepared[sc.suite], renderer, work, cpus)
+
+        async with asyncio.TaskGroup() as group:
+            for sc in chosen:
+                group.create_task(one(sc), name=f"boot {sc.name}")
     finally:
         renderer.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    failures = sum(1 for boot in outcomes.values() if boot is None)
     total = time.monotonic() - t0
-    if summary:
-        line = "boot-test summary: " + summary_line(summary)
-        write_section(summary, accel(), "bookworm")
+    happy = [b for sc in chosen if sc.body is s.happy_http and (b := outcomes.get(sc.name))]
+    if happy:
+        line = "boot-test summary: " + summary_line(happy[0].figures)
+        write_section(happy[0].figures, accel(), "bookworm")
     else:
         line = "boot-test summary: no figures (scenario 1 did not pass or did not run)"
     print(
         f"{line}; {len(chosen) - failures}/{len(chosen)} scenarios passed in {total:.0f}s "
-        f"({accel()})",
+        f"({accel()}, {args.jobs} at once)",
         flush=True,
     )
     return 1 if failures or not chosen else 0
+
+
+async def _boot(
+    sc: s.Scenario, prepared: tuple[Any, Any, Any], renderer: Renderer, work: Path, cpus: int
+) -> s.Boot | None:
+    """One scenario's boot; prints its PASS/FAIL line; None when it failed."""
+    image, release, tls = prepared
+    began = time.monotonic()
+    try:
+        boot = await s.run_scenario(
+            sc,
+            image=image,
+            release=release,
+            renderer=renderer,
+            tls=tls,
+            workdir=work / sc.name,
+            accel=accel(),
+            free_port=free_port,
+            cpus=cpus,
+        )
+    except Exception as exc:
+        print(
+            f"boot-test {sc.name}: FAIL ({time.monotonic() - began:.0f}s) "
+            f"{type(exc).__name__}: {exc}",
+            flush=True,
+        )
+        traceback.print_exc(file=sys.stderr)
+        console = work / sc.name / "console.log"
+        if console.exists():
+            tail = console.read_text(encoding="utf-8").splitlines()[-40:]
+            print("\n".join(f"    | {t}" for t in tail), file=sys.stderr)
+        return None
+    print(
+        f"boot-test {sc.name}: PASS ({time.monotonic() - began:.0f}s) " + "; ".join(boot.notes),
+        flush=True,
+    )
+    return boot
 
 
 def _dump_tasks() -> None:

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Renderer:
             "CHECKPOINT_DISABLE": "1",
         }
         self._run(["terraform", "init", "-backend=false", "-no-color"])
+        self._lock = threading.Lock()  # boots run side by side; one plan file at a time
 
     def _run(self, argv: list[str]) -> str:
         done = subprocess.run(
@@ -57,10 +59,11 @@ class Renderer:
     def outputs(self, variables: dict[str, Any]) -> dict[str, Any]:
         """The settings module's outputs for these input variables."""
         tfvars = self._work / "boot.tfvars.json"
-        tfvars.write_text(json.dumps(variables))
         plan = self._work / "plan"
-        self._run(["terraform", "plan", "-no-color", f"-var-file={tfvars}", f"-out={plan}"])
-        shown = json.loads(self._run(["terraform", "show", "-json", str(plan)]))
+        with self._lock:
+            tfvars.write_text(json.dumps(variables))
+            self._run(["terraform", "plan", "-no-color", f"-var-file={tfvars}", f"-out={plan}"])
+            shown = json.loads(self._run(["terraform", "show", "-json", str(plan)]))
         values = shown["planned_values"]["outputs"]
         return {name: out["value"] for name, out in values.items()}
 

@@ -168,6 +168,7 @@ async def run_scenario(
     workdir: Path,
     accel: str,
     free_port: Callable[[], int],
+    cpus: int = 2,
 ) -> Boot:
     """Boot once for ``scenario``; everything started here is stopped before returning."""
     outputs = await asyncio.to_thread(
@@ -190,6 +191,7 @@ async def run_scenario(
             guestfwd=world.host_ports(),
             hostfwd={host_port: AGENT_PORT} if host_port else {},
             accel=accel,
+            cpus=cpus,
         )
         guest = Guest(spec)
         loop = asyncio.get_running_loop()
@@ -229,8 +231,12 @@ async def happy_http(boot: Boot) -> str:
     end, end_at = await boot.end_report()
     if (end.get("status"), end.get("ntd_transaction_id")) != ("done", "ntd-boot-1"):
         raise AssertionError(f"end report {end}")
-    await wait_until(lambda: bool(boot.world.stop_calls), JOB_TIMEOUT, "the stop call")
+    await boot.unless_off(
+        wait_until(lambda: bool(boot.world.stop_calls), JOB_TIMEOUT, "the stop call"),
+        "the agent's stop call reached the Compute emulator",
+    )
     off = await boot.powered_off()
+    boot.no_restart()
     if not boot.world.secrets.calls:
         raise AssertionError("the agent never read its JWT secret from Secret Manager")
     boot.require_json_logs("listening", "job_started", "job_finished")
