@@ -92,8 +92,10 @@ infra: $(STAMP) checkov-venv
 
 ## Boot the recipe for real: Debian guests under qemu (root; images cached in
 ## /var/cache/notraining-agent-boot), one boot per scenario of tests/boot. See docs/boot-test.md.
+## BOOT_ARGS picks scenarios, e.g. BOOT_ARGS="--only 1" (what CI boots) or "--jobs 2".
+BOOT_ARGS ?= --jobs 2
 boot-test: $(STAMP)
-	$(BIN)/python -m tests.boot
+	$(BIN)/python -m tests.boot $(BOOT_ARGS)
 
 ## Benchmarks (not tests, not in CI). legacy.py needs ../shared/peers/seed-django next to
 ## the repository and writes its table into bench/RESULTS.md; the others are recorded by hand.

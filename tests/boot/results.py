@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 
 from tests.boot.cache import REPO
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 HEADING = "## Real boot (`make boot-test`, scenario 1)"
+BEGIN, END = "<!-- boot:latest -->", "<!-- /boot:latest -->"
 
 
 def summary_line(figures: dict[str, float]) -> str:
@@ -22,15 +24,12 @@ def summary_line(figures: dict[str, float]) -> str:
 
 
 def write_section(figures: dict[str, float], accel: str, suite: str) -> None:
-    """Replace (or add) the boot test's section of bench/RESULTS.md."""
-    section = f"""{HEADING}
-
-One Debian {suite} guest under qemu ({accel}, 2 vCPUs, 2 GiB) on the project's machine
-kind, booting the user-data Terraform renders; every time is read from outside the guest
-(host timestamps of serial-console lines, of the file server's requests and of Saturno's
-boot report). Emulation inflates absolute times; the agent's share,
-(boot report - multi-user.target) / (multi-user.target - kernel start), is the figure that
-carries over to a real VM. Recorded {time.strftime("%Y-%m-%d")} on {platform.machine()}.
+    """Replace the latest run's figures in bench/RESULTS.md (between its markers); the
+    hand-written text around them, earlier runs included, stays."""
+    load = " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+    latest = f"""{BEGIN}
+One Debian {suite} guest under qemu ({accel}, 2 vCPUs, 2 GiB), recorded
+{time.strftime("%Y-%m-%d %H:%M")} on {platform.machine()}, host load {load} at the end.
 
 | measure | value |
 |---|---|
@@ -40,12 +39,11 @@ carries over to a real VM. Recorded {time.strftime("%Y-%m-%d")} on {platform.mac
 | install step (first download → the unit's start) | {figures["install_s"]:.1f} s |
 | agent RSS in the guest at READY | {figures.get("rss_mb", float("nan")):.1f} MiB |
 | agent's share | {figures["share"]:.2f} |
-"""
+{END}"""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING in text:
-        head, rest = text.split(HEADING, 1)
-        tail = rest.split("\n## ", 1)
-        text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + latest + rest.split(END, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n" + section
+        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{latest}\n"
     RESULTS.write_text(text, encoding="utf-8")

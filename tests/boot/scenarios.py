@@ -378,7 +378,8 @@ async def kill_once(boot: Boot) -> str:
     boot.world.metadata.set_instance_attribute("boot-test-kill", "1")
     await boot.guest.wait_line(r"BOOTTEST boot-test-kill", JOB_TIMEOUT)
     end, _ = await boot.end_report()
-    await boot.powered_off()
+    # The stop imports the Compute client: minutes under emulation, seconds on a VM.
+    await boot.powered_off(timeout=JOB_TIMEOUT + OFF_TIMEOUT)
     restarts = boot.guest.find_all(r"notraining-agent\.service: Scheduled restart job")
     if end.get("status") != "done" or not restarts:
         raise AssertionError(f"end report {end}, restarts {len(restarts)}")
