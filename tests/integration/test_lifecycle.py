@@ -244,6 +244,28 @@ async def test_preemption_during_the_job_reports_preempted(
     assert end["ntd_transaction_id"] == "ntd-p"
 
 
+async def test_preemption_with_its_sigterm_still_reports_preempted(
+    world: World, agents: AgentFactory
+) -> None:
+    """GCE preempts: preempted=TRUE and the ACPI soft-off's SIGTERM at once (a real boot lost
+    the report that way). The preempted report arrives, then the agent exits 0."""
+    world.art.throttle(5_000)
+    agent = agents()
+    _, url = await boot(world, agent)
+    await submit(
+        url,
+        world.art.job_payload("ntd-ps", base_url=world.url("art")),
+        authorization=saturno_token(world),
+    )
+    await agent.wait_for_log(lambda line: line.get("event") == "job_started", timeout=JOB_TIMEOUT)
+    world.metadata.set_preempted(True)
+    agent.send(signal.SIGTERM)
+    assert await agent.wait(JOB_TIMEOUT) == 0
+    (end,) = world.saturno.reports_for("done")
+    assert (end.body["status"], end.body["ntd_transaction_id"]) == ("preempted", "ntd-ps")
+    assert world.compute.calls_for("stop") == []
+
+
 async def test_bad_config_value_exits_2_with_one_line(world: World, agents: AgentFactory) -> None:
     """An invalid duration: exit 2 at start, one stderr line naming the key and its source."""
     agent = agents(idle_timeout="soon")

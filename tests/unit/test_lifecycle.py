@@ -108,6 +108,9 @@ class FakeMetadata:
                 yield last
             await changed.wait()
 
+    async def get(self, path: str, *, timeout: float | None = None) -> str:
+        return self.values[path]
+
     async def put_guest_attribute(self, key: str, value: str) -> None:
         assert key == "notraining/state"
         self.guest.append(value)
@@ -503,6 +506,27 @@ async def test_preempted_during_the_job(h: Harness) -> None:
     assert body["status"] == "preempted"
     assert body["ntd_transaction_id"] == "ntd-1"
     assert body["error"] == "GCE preempted the VM while the job ran"
+
+
+async def test_sigterm_of_a_preempted_vm_sends_the_report_first(h: Harness) -> None:
+    """GCE's SIGTERM can beat the watcher: asked once, preempted=TRUE still gets reported."""
+    h.metadata = FakeMetadata()
+    life, task = await start_blocked_job(h)
+    h.metadata.values["instance/preempted"] = "TRUE"  # set, but the watcher not woken
+    await life.before_signal_exit()
+    body = h.end_body()
+    assert body["status"] == "preempted"
+    assert body["ntd_transaction_id"] == "ntd-1"
+    task.cancel()
+
+
+async def test_sigterm_of_a_running_vm_exits_without_a_report(h: Harness) -> None:
+    """A plain SIGTERM (Saturno or an operator stopping the VM) sends no end report."""
+    h.metadata = FakeMetadata()
+    life, task = await start_blocked_job(h)
+    await life.before_signal_exit()
+    assert h.saturno.reports_for("done") == []
+    task.cancel()
 
 
 async def test_preempted_while_idle(h: Harness) -> None:

@@ -113,7 +113,7 @@ async def run(
             receiver.port,
             extra={"event": "listening", "port": receiver.port},
         )
-        return await _until_signal(lifecycle.run())
+        return await _until_signal(lifecycle.run(), lifecycle.before_signal_exit)
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,30 @@ class _LazyJobRun:
         return outcome
 
 
-async def _until_signal(life: Coroutine[Any, Any, int]) -> int:
-    """Run the life; SIGTERM/SIGINT cancel it, and a cancelled life is a clean exit 0."""
+async def _until_signal(
+    life: Coroutine[Any, Any, int], before_exit: Callable[[], Awaitable[None]]
+) -> int:
+    """Run the life; SIGTERM/SIGINT end it cleanly with 0, after ``before_exit`` (bounded by
+    its owner; the preempted report). A second signal ends it at once."""
     task = asyncio.ensure_future(life)
     loop = asyncio.get_running_loop()
+    winding: list[asyncio.Task[None]] = []
+
+    async def wind_down() -> None:
+        try:
+            await before_exit()
+        finally:
+            task.cancel()
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("%s received: ending cleanly", sig.name, extra={"event": "signal"})
+        if winding or sig is signal.SIGINT:
+            task.cancel()
+        else:
+            winding.append(loop.create_task(wind_down(), name="wind-down"))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_signal, task, sig)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await task
     except asyncio.CancelledError:
@@ -156,8 +174,5 @@ async def _until_signal(life: Coroutine[Any, Any, int]) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
-
-def _on_signal(task: asyncio.Task[int], sig: signal.Signals) -> None:
-    log.info("%s received: ending cleanly", sig.name, extra={"event": "signal"})
-    task.cancel()
+        for pending in winding:
+            pending.cancel()

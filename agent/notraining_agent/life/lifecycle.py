@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 
 JobRunner = Callable[[JobSpec, Path], Awaitable["JobOutcome"]]
 
+PREEMPTED_REPORT_WINDOW = 20.0
+"""On SIGTERM of a preempted VM, how long its ``preempted`` report may take: GCE gives the VM
+about 30 s, and the unit's TimeoutStopSec is 25 s."""
+PREEMPTED_ASK_TIMEOUT = 2.0
+
 
 @dataclass(frozen=True)
 class BootFacts:
@@ -97,6 +102,7 @@ class Lifecycle:
         self._tasks = TaskOwner()
         self._job_ready = asyncio.Event()
         self._preempted = asyncio.Event()
+        self._end_delivered = asyncio.Event()
         self._publisher = StatePublisher(parts.notifier, parts.metadata)
         self._ready_since = parts.clock.wall()
 
@@ -165,6 +171,7 @@ class Lifecycle:
             self._p.notifier.ready(self._state.value)
             await self._live()
             await self._deliver_end_report()
+            self._end_delivered.set()
             self._set_state(AgentState.GRACE)
             log.info("waiting %.0f s for Saturno to stop the VM", self._settings.shutdown_grace)
             await self._p.clock.sleep(self._settings.shutdown_grace)
@@ -177,6 +184,37 @@ class Lifecycle:
             return code
         finally:
             await self._tasks.close()
+
+    async def before_signal_exit(self, window: float = PREEMPTED_REPORT_WINDOW) -> None:
+        """On SIGTERM: a preempted VM first sends its ``preempted`` end report (within ``window``).
+
+        GCE's ACPI soft-off and ``instance/preempted`` = TRUE come together, and the SIGTERM
+        often wins the race with the watcher (seen on a real boot): so ask once, briefly.
+        """
+        if self._end_delivered.is_set():
+            return
+        if not self._preempted.is_set() and not await self._asks_preempted():
+            return
+        log.info(
+            "SIGTERM on a preempted VM: sending the preempted report first (at most %.0f s)",
+            window,
+            extra={"event": "preempted"},
+        )
+        self._preempted.set()
+        try:
+            await asyncio.wait_for(self._end_delivered.wait(), window)
+        except TimeoutError:
+            log.warning("the preempted report was not delivered within %.0f s", window)
+
+    async def _asks_preempted(self) -> bool:
+        if self._p.metadata is None:
+            return False
+        try:
+            answer = await self._p.metadata.get("instance/preempted", timeout=PREEMPTED_ASK_TIMEOUT)
+        except Exception as exc:  # any failure: exit as on a plain SIGTERM
+            log.warning("could not ask whether the VM was preempted: %s", exc)
+            return False
+        return answer.strip().upper() == "TRUE"
 
     async def _live(self) -> None:
         """From boot to the moment an end report exists (and is saved)."""
