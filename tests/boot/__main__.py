@@ -50,7 +50,12 @@ SCENARIOS = [
     s.Scenario("3-preemption", "bookworm", s.preemption, slow_art=True, variables={"spot": True}),
     s.Scenario("4-hung-agent", "bookworm", s.hung_agent, variables=HUNG, runcmd=(probes.FREEZE,)),
     s.Scenario(
-        "trixie-kill-once", "trixie", s.kill_once, slow_art=True, runcmd=(probes.KILL_ONCE,)
+        "trixie-kill-once",
+        "trixie",
+        s.kill_once,
+        slow_art=True,
+        runcmd=(probes.KILL_ONCE,),
+        variables={"self_stop": "poweroff"},  # systemd 257's SuccessAction, after a restart
     ),
     s.Scenario("trixie-crash-loop", "trixie", s.crash_loop, runcmd=(probes.CRASH_LOOP,)),
 ]
