@@ -1,9 +1,9 @@
 """The cost guard (issue 4, item 3): how long a VM stays up after its job ended, per fault.
 
-Runs many whole lifecycles of the real agent (``python -m agent run``) against
+Runs many whole lifecycles of the real agent (``python -m notraining_agent run``) against
 the emulators, each with one fault drawn at random (kind and parameters), under
 a stand-in for systemd (``Restart=on-failure`` after ``RestartSec=10s``,
-``RestartPreventExitStatus=2 3``, ``FailureAction=poweroff``). For each run it
+``RestartPreventExitStatus=2 3``, ``OnFailure=poweroff.target``). For each run it
 measures from the job's end (the agent's ``job_finished`` log line) to the VM's
 stop (the Compute emulator's stop, the fake ``systemctl poweroff``, or systemd
 powering off after exit 3), and prints, per fault kind, the longest such time
@@ -103,7 +103,7 @@ class Vm:
             if calls.exists():
                 self._stopped("poweroff fallback", calls.stat().st_mtime)
             if code == 3:
-                self._stopped("systemd FailureAction=poweroff (exit 3)")
+                self._stopped("systemd OnFailure=poweroff.target (exit 3)")
             if code in NO_RESTART or self.run.stopped is not None:
                 return
             await asyncio.sleep(RESTART_SEC)
