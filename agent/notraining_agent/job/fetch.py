@@ -19,20 +19,18 @@ file is read back. URLs whose digest nobody needs (the zip) are not hashed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 from yarl import URL
 
 from notraining_agent.errors import InputRefusedError, JobError
 from notraining_agent.job.gcs_download import TokenGetter, gcs_base, gcs_request
+from notraining_agent.job.partfile import PartFile
 from notraining_agent.job.paths import url_basename
 from notraining_agent.job.urlguard import FETCH_SCHEMES, GuardedResolver, static_refusal
 from notraining_agent.util.urls import error_text, scrub_urls, shown_url
@@ -304,8 +302,9 @@ async def _save(
 ) -> Downloaded:
     """Stream the body into ``target`` through a temporary file, counting every byte.
 
-    Chunks are taken as they arrive (``iter_any``), not re-cut, and handed to a
-    thread in blocks of FLUSH_BYTES, which hashes and writes them in one pass.
+    Chunks are taken as they arrive (``iter_any``), neither re-cut nor joined, and
+    handed to a thread in blocks of FLUSH_BYTES, which hashes and writes them in one
+    pass; a body of one block costs one thread hop in all (see :mod:`.partfile`).
     """
     shown = shown_url(url)
     announced = response.content_length
@@ -314,58 +313,37 @@ async def _save(
             f"download of {shown} refused: it announces {announced} bytes, more than the "
             f"{job.budget.remaining} left of max_download_bytes ({job.budget.limit})"
         )
-    partial = _partial(target)
-    hasher = hashlib.sha256() if hashed else None
-    size = 0
-    buffer = bytearray()
+    part = PartFile(target, hashed=hashed)
+    size = pending_bytes = 0
+    pending: list[bytes] = []
     last_log = time.monotonic()
-    handle = await _open_partial(partial)
     try:
         try:
             async for chunk in response.content.iter_any():
                 job.budget.take(len(chunk), shown)
                 size += len(chunk)
-                buffer += chunk
-                if len(buffer) >= FLUSH_BYTES:  # handed over, not copied
-                    full, buffer = buffer, bytearray()
-                    await asyncio.to_thread(_write, handle, hasher, full)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= FLUSH_BYTES:
+                    full, pending, pending_bytes = pending, [], 0
+                    await asyncio.to_thread(part.write, full)
                 if time.monotonic() - last_log >= job.progress_interval:
                     last_log = time.monotonic()
                     _log_progress(shown, size, announced)
+            await asyncio.to_thread(part.finish, pending)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _failed(shown, exc) from exc
-        await asyncio.to_thread(_finish, handle, hasher, buffer, partial, target)
-    except OSError as exc:
-        raise JobError(
-            f"download of {shown} could not be written ({exc.strerror}); check free disk space"
-        ) from exc
-    finally:
-        # Shielded: a second cancel while this waits must not drop the close before the
-        # thread runs it (the file would stay open and the .part behind).
-        await asyncio.shield(asyncio.to_thread(_discard, handle, partial))
-    _log_progress(shown, size, announced)
-    digest = hasher.hexdigest() if hasher is not None else ""
-    return Downloaded(url=url, name=url_basename(url), path=target, size=size, sha256=digest)
-
-
-async def _open_partial(partial: Path) -> IO[bytes]:
-    """Create ``partial``; a cancel during the open still removes the file it made."""
-    opening = asyncio.ensure_future(asyncio.to_thread(partial.open, "xb"))
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(_discard, await opening, partial)
+        except OSError as exc:
+            raise JobError(
+                f"download of {shown} could not be written ({exc.strerror}); check free disk space"
+            ) from exc
+    except BaseException:
+        # Shielded: a second cancel while this waits must not drop the discard before
+        # the thread runs it (the file would stay open and the .part behind).
+        await asyncio.shield(asyncio.to_thread(part.discard))
         raise
-
-
-def _partial(target: Path) -> Path:
-    """The temporary name of ``target``; ``:`` is never in a target (see safe_filename).
-
-    A dot-name such as ``.a.png.part`` could be another URL's target, and one download
-    would then write over the other's file.
-    """
-    return target.with_name(f".{target.name}:part")
+    _log_progress(shown, size, announced)
+    return Downloaded(url=url, name=url_basename(url), path=target, size=size, sha256=part.sha256)
 
 
 def _log_progress(shown: str, size: int, total: int | None) -> None:
@@ -375,22 +353,3 @@ def _log_progress(shown: str, size: int, total: int | None) -> None:
         size,
         extra={"event": "download", "url": shown, "bytes": size, "total": total},
     )
-
-
-def _write(handle: IO[bytes], hasher: hashlib._Hash | None, data: bytearray) -> None:
-    if hasher is not None:
-        hasher.update(data)
-    handle.write(data)
-
-
-def _finish(
-    handle: IO[bytes], hasher: hashlib._Hash | None, data: bytearray, partial: Path, target: Path
-) -> None:
-    _write(handle, hasher, data)
-    handle.close()
-    partial.replace(target)
-
-
-def _discard(handle: IO[bytes], partial: Path) -> None:
-    handle.close()
-    partial.unlink(missing_ok=True)
