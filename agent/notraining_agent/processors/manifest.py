@@ -133,6 +133,11 @@ def _bounded(problems: list[str]) -> list[str]:
 
 
 def _write_json(path: Path, document: dict[str, object]) -> None:
-    """Written atomically: a reader never sees half a manifest."""
+    """Written atomically: a reader never sees half a manifest.
+
+    Not fsynced: this copy lives in the job's work folder, which a re-run after a crash
+    empties, and what outlives the job is the published copy (issue 12: the fsyncs were
+    one of three durable writes between the POST and the end report).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    atomic_write(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n", durable=False)
