@@ -13,6 +13,7 @@ from pathlib import Path
 
 from notraining_agent import agent_version, logs
 from notraining_agent.errors import EXIT_CONFIG, EXIT_UNEXPECTED, AgentError
+from notraining_agent.util import tlsdefer
 
 log = logging.getLogger("notraining_agent")
 
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         _import_jwt_for_hs256_only()
+        tlsdefer.import_aiohttp()  # before anything imports aiohttp the usual way
         from notraining_agent.life import daemon  # noqa: PLC0415 - each command imports only what it needs
 
         logs.setup()

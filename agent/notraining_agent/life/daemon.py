@@ -37,6 +37,7 @@ from notraining_agent.life.startup import load
 from notraining_agent.life.store import StateStore
 from notraining_agent.processors import load_processor
 from notraining_agent.util.retry import Clock
+from notraining_agent.util.tlsdefer import cas_loaded
 
 if TYPE_CHECKING:
     from notraining_agent.config import Settings
@@ -55,6 +56,7 @@ async def run(
     """The daemon: returns the exit code; SIGTERM or SIGINT end it cleanly with 0."""
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
+        await cas_loaded()  # the metadata server is http://, but a secret or Saturno is https://
         start = await load(config_path, assignments, environ, session)
         if start.metadata is not None:
             stack.push_async_callback(start.metadata.close)
