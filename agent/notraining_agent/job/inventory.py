@@ -58,18 +58,9 @@ async def build_inventory(
     The extraction hashes while it writes (issue 12), so normally nothing is read again.
     """
     discrepancies: list[Discrepancy] = []
-    zipped: list[_Item] = []
     shown_zip = shown_url(zip_url) if zip_url else "zip_art"
-    # The extractor hands back resolved paths; under DynamicUser= the state directory is a
-    # symlink (/var/lib/X -> /var/lib/private/X), so compare resolved with resolved.
-    root = await asyncio.to_thread(zip_root.resolve)
-    known = zip_digests or {}
-    for path in zip_files:
-        digest = known.get(path)
-        sha256, size = digest if digest else await asyncio.to_thread(_hash_file, path)
-        entry = (await asyncio.to_thread(path.resolve)).relative_to(root).as_posix()
-        name = safe_filename(path.name)
-        zipped.append(_Item(name, path, f"{shown_zip}#{entry}", sha256, size))
+    # One thread hop for all the zip's files, not two per file (~85 us of CPU each).
+    zipped = await asyncio.to_thread(_zip_items, zip_files, zip_root, shown_zip, zip_digests or {})
     listed = [_Item(d.name, d.path, shown_url(d.url), d.sha256, d.size) for d in downloads]
     zip_side = _by_name(zipped, "zip_art", discrepancies)
     arts_side = _by_name(listed, "arts_path", discrepancies)
@@ -123,6 +114,24 @@ def _by_name(items: Sequence[_Item], side: str, found: list[Discrepancy]) -> dic
                 )
             )
     return kept
+
+
+def _zip_items(
+    zip_files: Sequence[Path],
+    zip_root: Path,
+    shown_zip: str,
+    known: Mapping[Path, tuple[str, int]],
+) -> list[_Item]:
+    """The zip's files as items; a file is hashed only when ``known`` lacks its digest."""
+    # The extractor hands back resolved paths; under DynamicUser= the state directory is a
+    # symlink (/var/lib/X -> /var/lib/private/X), so compare resolved with resolved.
+    root = zip_root.resolve()
+    items: list[_Item] = []
+    for path in zip_files:
+        sha256, size = known.get(path) or _hash_file(path)
+        entry = path.resolve().relative_to(root).as_posix()
+        items.append(_Item(safe_filename(path.name), path, f"{shown_zip}#{entry}", sha256, size))
+    return items
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
