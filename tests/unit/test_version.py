@@ -29,9 +29,16 @@ def test_metadata_version_reads_the_header_only(tmp_path: Path) -> None:
 
 
 def test_version_option_prints_to_stdout_without_loading_importlib_metadata() -> None:
-    """``--version`` prints the version; building the parser for ``run`` imports nothing more."""
+    """``--version`` prints the version; the daemon's imports never load importlib.metadata.
+
+    Its import (email, zipfile, csv...) was on the start-up path twice: the CLI parser
+    asked for the version, and the processors module for plugin entry points, which a
+    built-in processor does not need.
+    """
     code = (
         "import sys; from notraining_agent.cli.main import build_parser; build_parser(); "
+        "from notraining_agent.life import daemon; "
+        "from notraining_agent.processors import load_processor; load_processor('manifest'); "
         "print('importlib.metadata' in sys.modules)"
     )
     loaded = subprocess.run(

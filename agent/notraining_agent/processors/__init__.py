@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from notraining_agent.errors import ConfigError
 from notraining_agent.processors.base import Processor
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoints
 
 ENTRY_POINT_GROUP = "notraining_agent.processors"
 BUILTINS: dict[str, str] = {
@@ -18,7 +20,7 @@ BUILTINS: dict[str, str] = {
 
 def available() -> list[str]:
     """Every processor name that ``processor`` may select."""
-    names = set(BUILTINS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    names = set(BUILTINS) | {ep.name for ep in _plugins()}
     return sorted(names)
 
 
@@ -26,7 +28,7 @@ def load_processor(name: str) -> Processor:
     """The processor called ``name``; ConfigError when it is unknown or cannot be imported."""
     target = BUILTINS.get(name)
     if target is None:
-        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        found = [ep for ep in _plugins() if ep.name == name]
         if not found:
             raise ConfigError(
                 f"config: processor={name!r} is unknown; choose one of {', '.join(available())}"
@@ -41,3 +43,10 @@ def load_processor(name: str) -> Processor:
             "e.g. pip install 'notraining-agent[vision]' for keypoints"
         ) from exc
     return cast(Processor, getattr(module, attr))
+
+
+def _plugins() -> EntryPoints:
+    """The installed plugins; importlib.metadata only then: a built-in needs none (issue 12)."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    return entry_points(group=ENTRY_POINT_GROUP)
