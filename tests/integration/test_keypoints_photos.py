@@ -7,9 +7,9 @@ three times) are matched. Every copy counts: a detection is right when it names 
 shown there and its corners fall on a copy not yet claimed. Issue 13 asks for recall
 >= 0.95 and precision >= 0.99; recall is at 0.94 (the misses are mostly soft,
 low-texture photographs with eight or fewer true matches: storm sky, night sea, a bulb
-on grey, a clock face), so RECALL_FLOOR guards what is reached until the rest is done. The set is built
-on first use and cached; without its Debian packages the test is skipped on a laptop
-and fails under CI.
+on grey, a clock face), so RECALL_FLOOR guards what is reached until the rest is done.
+The set is built on first use and cached; without its Debian packages the test is
+skipped on a laptop and fails under CI.
 """
 
 from __future__ import annotations
