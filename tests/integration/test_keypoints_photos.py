@@ -5,11 +5,11 @@ store photos (real perspective, 15-50 % of the photo's width, rotation, blur, mo
 blur, glare, occlusion, JPEG noise, posters from outside the package, some arts two or
 three times) are matched. Every copy counts: a detection is right when it names an art
 shown there and its corners fall on a copy not yet claimed. Issue 13 asks for recall
->= 0.95 and precision >= 0.99; recall is at 0.87 (the misses are mostly five soft,
-low-texture photographs: storm sky, night sea, a bulb on grey, dandelion seeds, a clock
-face), so RECALL_FLOOR guards what is reached until the rest is done. The set is built
-on first use and cached; without its Debian packages the test is skipped on a laptop
-and fails under CI.
+>= 0.95 and precision >= 0.99; recall is at 0.94 (the misses are mostly soft,
+low-texture photographs with eight or fewer true matches: storm sky, night sea, a bulb
+on grey, a clock face), so RECALL_FLOOR guards what is reached until the rest is done.
+The set is built on first use and cached; without its Debian packages the test is
+skipped on a laptop and fails under CI.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ PLACEMENT_TOLERANCE = 0.1
 """A detection is on a copy when its corners are, on average, within this fraction of
 the copy's size from the truth."""
 
-RECALL_FLOOR = 0.84
-"""What the matcher reaches today (0.87), less a margin; the issue's target is 0.95."""
+RECALL_FLOOR = 0.91
+"""What the matcher reaches today (0.939 to 0.945 as thresholds vary), less a margin;
+the issue's target is 0.95."""
 PRECISION_FLOOR = 0.99
 
 _state: dict[str, Any] = {}

@@ -8,7 +8,12 @@ from notraining_agent.processors.keypoints.features import Gray, decode_gray, no
 from notraining_agent.processors.keypoints.matcher import Matcher
 from notraining_agent.processors.keypoints.options import CONDITIONS, KeypointsOptions
 from notraining_agent.processors.keypoints.stages import index_from_images
-from notraining_agent.processors.keypoints.views import check_art, make_view, view_features
+from notraining_agent.processors.keypoints.views import (
+    VIEW_PHOTO_FEATURES,
+    check_art,
+    make_view,
+    view_features,
+)
 from notraining_testkit.emulators import artgen
 
 
@@ -39,8 +44,8 @@ def test_views_are_deterministic_and_scaled() -> None:
 
 
 def test_feature_budget_follows_the_area() -> None:
-    """A view gets as many features per pixel as a full photo, with a floor."""
-    assert view_features(np.zeros((1200, 1600), np.uint8)) == 4000
+    """A view gets as many features per pixel as a full view, with a floor."""
+    assert view_features(np.zeros((1200, 1600), np.uint8)) == VIEW_PHOTO_FEATURES
     assert view_features(np.zeros((10, 10), np.uint8)) == 800
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from notraining_agent.job.spec import JobSpec
+if TYPE_CHECKING:
+    # Only a type here: the keypoints worker children import this module, and the job
+    # package pulls in aiohttp (half a second of each child's start).
+    from notraining_agent.job.spec import JobSpec
 
 
 @dataclass(frozen=True)

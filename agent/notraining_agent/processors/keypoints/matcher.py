@@ -28,6 +28,12 @@ from notraining_agent.processors.keypoints.features import (
     to_float,
 )
 from notraining_agent.processors.keypoints.index import Index
+from notraining_agent.processors.keypoints.pairs import (
+    guided,
+    inside_art,
+    ratio_pairs_hamming,
+    ratio_pairs_l2,
+)
 from notraining_agent.processors.keypoints.phash import near_duplicates
 
 FloatArray = npt.NDArray[np.float32]
@@ -69,8 +75,19 @@ class MatchParams:
     """Reprojection error allowed, in pixels of the photo at its matching size."""
     min_inliers: int = 12
     """Matches that must agree on the homography; false fits seen in tests stop at 11."""
-    min_coverage: float = 0.08
-    """Share of the art the inliers must span (convex hull): a shared logo is not the art."""
+    min_seed: int = 8
+    """Matches agreeing on a first homography for guided matching to look again: soft
+    photographs often give a real sighting only eight to eleven strict matches."""
+    guided_ratio: float = 0.95
+    """Lowe's ratio of guided matching, looser than ``verify_ratio`` because a pair must
+    also land where the first homography puts its art keypoint."""
+    max_rejected: int = 2
+    """First fits refused per art and photo before giving up on finding more copies."""
+    guided_rounds: int = 1
+    """Rounds of guided matching, each from the homography the previous one fitted."""
+    min_coverage: float = 0.05
+    """Share of the art the inliers must span (convex hull): a shared logo is not the art.
+    At 0.08 a bird on a plain sky (TwoWings) was refused with 23 inliers in place."""
     max_overlap: float = 0.5
     """Detections covering more of each other than this: only the stronger is kept."""
     flann_checks: int = 64
@@ -132,6 +149,7 @@ class Matcher:
                 "key_size": 12,
                 "multi_probe_level": 1,
             }
+        self._pairs_of = ratio_pairs_l2 if self._sift else ratio_pairs_hamming
         self._groups = _duplicate_groups(index)
         # FLANN keeps a pointer into self._data: the array must live as long as the index.
         self._flann = cv2.flann.Index(self._data, flann_params) if len(self._data) else None
@@ -198,36 +216,105 @@ class Matcher:
         inside its outline), and the search runs again on what is left, so two copies
         of one poster give two detections and one copy never gives two.
         """
-        if len(rows) < self.params.min_inliers:
+        if len(rows) < self.params.min_seed:
             return []
         start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
-        ratio_pairs = _ratio_pairs_l2 if self._sift else _ratio_pairs_hamming
-        pairs = ratio_pairs(
-            query[rows], self._art_descriptors(start, end), self.params.verify_ratio
-        )
+        descriptors = self._art_descriptors(start, end)
+        pairs = self._pairs_of(query[rows], descriptors, self.params.verify_ratio)
         src = self.index.points[start + pairs[:, 1]]
         dst = photo.points[rows[pairs[:, 0]]]
+        art_view = _ArtView(art, self.index.points[start:end], descriptors)
         found: list[Detection] = []
-        while len(src) >= self.params.min_inliers and len(found) < self.params.max_copies:
-            located = self._locate(art, src, dst)
-            if located is None:
+        rejected = 0
+        while len(found) < self.params.max_copies and rejected <= self.params.max_rejected:
+            seed = self._fit(src, dst, self.params.min_seed)
+            if seed is None:
                 break
-            detection, inliers = located
-            found.append(detection)
-            outline = detection.corners.reshape(-1, 1, 2)
-            inside = np.array(
-                [cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in dst],
-                dtype=bool,
+            located = self._locate(
+                art_view, src[seed[1]], dst[seed[1]], seed[0], photo=photo, query=query
             )
-            keep = ~(inliers | inside)
+            if located is None:
+                # A wrong first fit (repeated texture, a mix of two copies) can hide a
+                # right one: drop its matches and look again, a bounded number of times.
+                rejected += 1
+                keep = ~seed[1]
+            else:
+                detection, homography = located
+                found.append(detection)
+                # Every match on this copy goes, not only its inliers: the rest are its
+                # repeated textures, which would otherwise seed a ghost copy beside it.
+                keep = ~inside_art(homography, dst, self._size(art))
             src, dst = src[keep], dst[keep]
         return found
 
+    def _size(self, art: int) -> tuple[float, float]:
+        width, height = (float(v) for v in self.index.sizes[art])
+        return width, height
+
     def _locate(
-        self, art: int, src: FloatArray, dst: FloatArray
-    ) -> tuple[Detection, npt.NDArray[np.bool_]] | None:
-        """The art's place in the image if enough matches agree on a plausible homography,
-        and which matches agreed."""
+        self,
+        art: _ArtView,
+        first_src: FloatArray,
+        first_dst: FloatArray,
+        seed: npt.NDArray[np.float64],
+        *,
+        photo: Features,
+        query: AnyArray,
+    ) -> tuple[Detection, npt.NDArray[np.float64]] | None:
+        """The art's place in the image, from a first homography ``seed`` that the matches
+        ``first_src`` -> ``first_dst`` agree on, and the homography finally fitted.
+
+        Guided matching looks again where the seed puts the art; the final fit needs
+        ``min_inliers`` agreeing matches on a plausible quadrilateral."""
+        homography, agreed = seed, np.ones(len(first_src), dtype=bool)
+        src, dst = first_src, first_dst
+        for _ in range(self.params.guided_rounds):
+            # Each round looks again with the last homography: a first fit from a few
+            # matches along one line (a horizon, a cable) is loose across it, and the
+            # matches the next round adds off that line pin it down.
+            more_src, more_dst = guided(
+                homography,
+                art.points,
+                art.descriptors,
+                photo.points,
+                query,
+                size=self._size(art.number),
+                ratio=self.params.guided_ratio,
+                radius=self.params.ransac_px,
+                pairs_of=self._pairs_of,
+            )
+            src = np.concatenate([first_src, more_src])
+            dst = np.concatenate([first_dst, more_dst])
+            # A photo keypoint paired twice (by the first pass and again) counts once.
+            _, unique = np.unique(dst, axis=0, return_index=True)
+            src, dst = src[unique], dst[unique]
+            fitted = self._fit(src, dst, self.params.min_inliers)
+            if fitted is None:
+                return None
+            homography, agreed = fitted
+        if int(agreed.sum()) < self.params.min_inliers:
+            return None
+        reference = self.index.corners(art.number)
+        corners = cv2.perspectiveTransform(reference.reshape(-1, 1, 2), homography)
+        corners = cast(FloatArray, corners.reshape(4, 2).astype(np.float32))
+        # Agreeing points bunched in one corner of the art are a shared logo or word,
+        # not the art: real sightings spread over a good part of it, even when occluded.
+        hull_area = float(cv2.contourArea(cv2.convexHull(src[agreed])))
+        art_area = float(cv2.contourArea(reference))
+        if hull_area < self.params.min_coverage * art_area or not _plausible(corners, reference):
+            return None
+        count = int(agreed.sum())
+        score = confidence(count, self.params.min_inliers)
+        name = self.index.names[art.number]
+        return Detection(art.number, name, count, score, corners), homography
+
+    def _fit(
+        self, src: FloatArray, dst: FloatArray, needed: int
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]] | None:
+        """A MAGSAC homography from ``src`` to ``dst`` that at least ``needed`` matches agree
+        on, and which of them do."""
+        if len(src) < needed:
+            return None
         homography, mask = cv2.findHomography(
             src.reshape(-1, 1, 2),
             dst.reshape(-1, 1, 2),
@@ -236,57 +323,18 @@ class Matcher:
             maxIters=2000,
             confidence=0.999,
         )
-        inliers = 0 if mask is None else int(mask.sum())
-        if homography is None or inliers < self.params.min_inliers:
+        if homography is None or mask is None or int(mask.sum()) < needed:
             return None
-        reference = self.index.corners(art)
-        corners = cv2.perspectiveTransform(reference.reshape(-1, 1, 2), homography)
-        corners = cast(FloatArray, corners.reshape(4, 2).astype(np.float32))
-        # Agreeing points bunched in one corner of the art are a shared logo or word,
-        # not the art: real sightings spread over a good part of it, even when occluded.
-        inlier_points = src[mask.ravel().astype(bool)]
-        hull_area = float(cv2.contourArea(cv2.convexHull(inlier_points)))
-        art_area = float(cv2.contourArea(reference))
-        if hull_area < self.params.min_coverage * art_area or not _plausible(corners, reference):
-            return None
-        score = confidence(inliers, self.params.min_inliers)
-        agreed = mask.ravel().astype(bool)
-        return Detection(art, self.index.names[art], inliers, score, corners), agreed
+        return cast(npt.NDArray[np.float64], homography), mask.ravel().astype(bool)
 
 
-def _ratio_pairs_l2(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
-    """``(query row, art row)`` pairs passing Lowe's ratio test; RootSIFT rows have unit norm,
-    so squared distances are ``2 - 2 * similarity`` and one matrix product finds them all."""
-    if len(art) < 2 or len(query) == 0:
-        return np.zeros((0, 2), np.int64)
-    similarity = np.asarray(query, np.float32) @ np.asarray(art, np.float32).T
-    rows = np.arange(len(query))
-    best = similarity.argmax(axis=1)
-    first = similarity[rows, best]
-    similarity[rows, best] = -np.inf
-    second = similarity.max(axis=1)
-    keep = (2.0 - 2.0 * first) < (ratio**2) * (2.0 - 2.0 * second)
-    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+@dataclass(frozen=True)
+class _ArtView:
+    """One art's number, keypoints and descriptors (as compared), for verification."""
 
-
-def _ratio_pairs_hamming(query: AnyArray, art: AnyArray, ratio: float) -> npt.NDArray[np.int64]:
-    """The same for binary descriptors: Hamming distances by XOR and popcount, in blocks."""
-    if len(art) < 2 or len(query) == 0:
-        return np.zeros((0, 2), np.int64)
-    words_q = np.ascontiguousarray(query, dtype=np.uint8).view(np.uint64)
-    words_a = np.ascontiguousarray(art, dtype=np.uint8).view(np.uint64)
-    distance = np.empty((len(words_q), len(words_a)), dtype=np.int32)
-    block = max(1, 2_000_000 // max(1, words_a.size))
-    for start in range(0, len(words_q), block):
-        xor = np.bitwise_xor(words_q[start : start + block, None, :], words_a[None, :, :])
-        distance[start : start + block] = np.bitwise_count(xor).sum(axis=2)
-    rows = np.arange(len(query))
-    best = distance.argmin(axis=1)
-    first = distance[rows, best].astype(np.float32)
-    distance[rows, best] = np.iinfo(np.int32).max
-    second = distance.min(axis=1).astype(np.float32)
-    keep = first < ratio * second
-    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+    number: int
+    points: FloatArray
+    descriptors: AnyArray
 
 
 def _principal_axes(descriptors: npt.NDArray[np.uint8], dims: int) -> FloatArray:
