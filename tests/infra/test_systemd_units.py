@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import configparser
 import re
+import shlex
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,7 +125,7 @@ def test_agent_unit_matches_the_agent() -> None:
     assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
     assert service["StandardOutput"] == service["StandardError"] == "journal+console"
     assert section["After"] == section["Wants"] == "network-online.target"
-    assert section["SuccessAction"] == "poweroff"
+    assert "SuccessAction" not in section
     assert "StartLimitBurst" in section and "StartLimitIntervalSec" in section
 
 
@@ -152,10 +154,36 @@ def test_a_crash_restarts_and_only_a_final_failure_powers_off() -> None:
 
 
 def test_unit_tells_the_agent_that_exit_0_powers_off() -> None:
-    """The variable that makes self_stop poweroff a clean exit sits next to SuccessAction."""
+    """The variable that makes self_stop poweroff a clean exit sits next to the power-off."""
     unit = unit_file("notraining-agent.service")
-    assert unit["Unit"]["SuccessAction"] == "poweroff"
     assert unit["Service"]["Environment"] == f"{EXIT_POWERS_OFF_ENV}=1"
+    assert unit["Service"]["ExecStopPost"].startswith("-+/bin/sh -c ")
+
+
+def stop_post(service_result: str, tmp_path: Path) -> list[str]:
+    """Run the unit's ExecStopPost= shell as systemd would; return what it asked systemctl."""
+    line = unit_file("notraining-agent.service")["Service"]["ExecStopPost"]
+    argv = shlex.split(line.removeprefix("-+").replace("$$", "$"))
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "SERVICE_RESULT": service_result}
+    subprocess.run(argv, env=env, check=True, timeout=30)
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_a_clean_exit_starts_the_power_off_as_success_action_would(tmp_path: Path) -> None:
+    assert stop_post("success", tmp_path) == [
+        "start --no-block --job-mode=replace-irreversibly poweroff.target"
+    ]
+
+
+@pytest.mark.parametrize("result", ["signal", "watchdog", "exit-code", "core-dump", "timeout"])
+def test_a_crash_on_its_way_to_a_restart_powers_nothing_off(result: str, tmp_path: Path) -> None:
+    """SuccessAction= fired here on systemd 252 (the restart job's stop); this must not."""
+    assert stop_post(result, tmp_path) == []
 
 
 def test_deadman_timer_powers_off_without_python() -> None:

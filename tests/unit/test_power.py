@@ -219,7 +219,7 @@ async def test_poweroff_under_the_unit_exits_0_and_leaves_it_to_systemd(
     assert code == EXIT_OK
     assert systemctl.calls == []
     assert emulator.calls == []
-    (record,) = [r for r in caplog.records if "SuccessAction=poweroff" in r.getMessage()]
+    (record,) = [r for r in caplog.records if "unit powers the VM off" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert all(r.levelno < logging.WARNING for r in caplog.records)
 

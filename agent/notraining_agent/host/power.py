@@ -7,8 +7,9 @@ only logs. When the API request fails after its retries, a VM on GCE falls back 
 ``max_run_duration`` are what is left.
 
 How ``poweroff`` powers off depends on who started the agent. Under the
-notraining-agent unit, whose ``SuccessAction=poweroff`` powers the VM off when the
-agent exits 0 and whose sandbox refuses ``systemctl poweroff``, the unit says so with
+notraining-agent unit, which powers the VM off when the agent exits 0 (its
+``ExecStopPost=``, run by PID 1) and whose sandbox refuses ``systemctl poweroff``, the
+unit says so with
 ``NOTRAINING_EXIT_POWERS_OFF=1``: the agent then ends cleanly and lets PID 1 do it.
 Anywhere else it runs ``systemctl poweroff`` itself, and a refusal is a real failure.
 """
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 POWEROFF_TIMEOUT = 60.0
 EXIT_POWERS_OFF_ENV = "NOTRAINING_EXIT_POWERS_OFF"
-"""Set to ``1`` by the notraining-agent unit, next to its ``SuccessAction=poweroff``."""
+"""Set to ``1`` by the notraining-agent unit, next to the ``ExecStopPost=`` that powers off."""
 
 
 def exit_powers_off(environ: Mapping[str, str]) -> bool:
@@ -75,8 +76,8 @@ async def stop_vm(
             return EXIT_OK
     if systemd_powers_off:
         log.info(
-            "powering off: exiting 0, and the notraining-agent unit's SuccessAction=poweroff "
-            "powers the VM off",
+            "powering off: exiting 0, and the notraining-agent unit powers the VM off "
+            "after a clean exit",
             extra={**extra, "mode": "poweroff"},
         )
         return EXIT_OK
