@@ -48,14 +48,19 @@ SCENARIOS = [
         inbound=False,
     ),
     s.Scenario("3-preemption", "bookworm", s.preemption, slow_art=True, variables={"spot": True}),
-    s.Scenario("4-hung-agent", "bookworm", s.hung_agent, variables=HUNG, runcmd=(probes.FREEZE,)),
-    s.Scenario(
-        "trixie-kill-once",
-        "trixie",
-        s.kill_once,
-        slow_art=True,
-        runcmd=(probes.KILL_ONCE,),
-        variables={"self_stop": "poweroff"},  # systemd 257's SuccessAction, after a restart
+    s.Scenario("4-hung-agent", "trixie", s.hung_agent, variables=HUNG, runcmd=(probes.FREEZE,)),
+    # The crash restarts the agent on systemd 252 and 257 alike, and the clean exit after
+    # the job powers off (self_stop poweroff: no Compute call).
+    *(
+        s.Scenario(
+            f"{suite}-kill-once",
+            suite,
+            s.kill_once,
+            slow_art=True,
+            runcmd=(probes.KILL_ONCE,),
+            variables={"self_stop": "poweroff"},
+        )
+        for suite in ("bookworm", "trixie")
     ),
     s.Scenario("trixie-crash-loop", "trixie", s.crash_loop, runcmd=(probes.CRASH_LOOP,)),
 ]

@@ -306,7 +306,7 @@ def figures(boot: Boot) -> None:
 
 
 async def pull_poweroff(boot: Boot) -> str:
-    """2: the job as attribute notraining-job, no inbound port; exit 0 -> SuccessAction."""
+    """2: the job as attribute notraining-job, no inbound port; the clean exit powers off."""
     await boot.boot_report()
     job = boot.world.art.job_payload("ntd-pull", base_url=guest_url("art"))
     boot.world.metadata.set_instance_attribute("notraining-job", json.dumps(job))
@@ -351,7 +351,11 @@ async def hung_agent(boot: Boot) -> str:
         status = boot.world.saturno.reports_for("done")[0].body.get("status")
         boot.notes.append(f"end report {status} on the way down")
     fired = deadman.at - boot.guest.started_at
-    return f"dead-man fired at +{fired:.0f}s (deadline {boot.outputs['deadman_seconds']}s)"
+    restarts = len(boot.guest.find_all(r"notraining-agent\.service: Scheduled restart job"))
+    return (
+        f"dead-man fired at +{fired:.0f}s (deadline {boot.outputs['deadman_seconds']}s), "
+        f"after {restarts} watchdog/start-timeout restart(s) of the frozen agent"
+    )
 
 
 async def bad_port(boot: Boot) -> str:
@@ -371,7 +375,7 @@ async def bad_port(boot: Boot) -> str:
 
 
 async def kill_once(boot: Boot) -> str:
-    """Trixie: SIGKILL once mid-job; systemd restarts the agent and the job ends done."""
+    """SIGKILL once mid-job; systemd restarts the agent and the job ends done."""
     await boot.boot_report()
     await boot.post_job("ntd-kill")
     await boot.guest.wait_line(r'"event": ?"job_started"', JOB_TIMEOUT)
@@ -384,7 +388,7 @@ async def kill_once(boot: Boot) -> str:
         raise AssertionError(f"end report {end}, restarts {len(restarts)}")
     if boot.world.compute.calls_for("stop"):
         raise AssertionError("the agent called the Compute API although self_stop is poweroff")
-    return "restarted once, job done, SuccessAction powered off"
+    return "restarted once, job done, the clean exit powered off"
 
 
 async def crash_loop(boot: Boot) -> str:
