@@ -35,12 +35,15 @@ def test_aiohttp_verifying_contexts_get_the_system_cas() -> None:
     assert found["verifying"] and all(count == found["usual"] for count in found["verifying"])
 
 
-def test_a_second_import_changes_nothing() -> None:
-    """aiohttp already imported: nothing is deferred, nothing to wait for."""
-    import asyncio  # noqa: PLC0415
+async def test_a_second_import_changes_nothing() -> None:
+    """aiohttp already imported: nothing is deferred, nothing to wait for.
 
+    A coroutine on the test's own loop, not asyncio.run(): under the lowest pytest-asyncio
+    (0.24) asyncio.run() dropped the loop the plugin keeps current, unclosed, and its
+    ResourceWarning failed whichever test ran when it was collected.
+    """
     import aiohttp  # noqa: F401, PLC0415
     from notraining_agent.util import tlsdefer  # noqa: PLC0415
 
     tlsdefer.import_aiohttp()
-    asyncio.run(tlsdefer.cas_loaded())
+    await tlsdefer.cas_loaded()
