@@ -12,7 +12,7 @@ import pytest
 import requests
 from notraining_agent.cli.submit import submit
 from notraining_testkit.emulators.metadata import DEFAULT_ACCESS_TOKEN
-from notraining_testkit.emulators.suite import World
+from notraining_testkit.emulators.suite import AgentProcess, World
 
 from tests.integration.conftest import (
     JOB_TIMEOUT,
@@ -225,19 +225,25 @@ async def test_job_by_metadata_attribute(world: World, agents: AgentFactory) -> 
     assert await agent.wait(JOB_TIMEOUT) == 0
 
 
-async def test_preemption_during_the_job_reports_preempted(
-    world: World, agents: AgentFactory
-) -> None:
-    """instance/preempted turning TRUE mid-job: the end report says preempted."""
+async def slow_job_started(world: World, agents: AgentFactory, ntd: str) -> AgentProcess:
+    """A booted agent whose job (art served slowly) has just started."""
     world.art.throttle(5_000)
     agent = agents()
     _, url = await boot(world, agent)
     await submit(
         url,
-        world.art.job_payload("ntd-p", base_url=world.url("art")),
+        world.art.job_payload(ntd, base_url=world.url("art")),
         authorization=saturno_token(world),
     )
     await agent.wait_for_log(lambda line: line.get("event") == "job_started", timeout=JOB_TIMEOUT)
+    return agent
+
+
+async def test_preemption_during_the_job_reports_preempted(
+    world: World, agents: AgentFactory
+) -> None:
+    """instance/preempted turning TRUE mid-job: the end report says preempted."""
+    await slow_job_started(world, agents, "ntd-p")
     world.metadata.set_preempted(True)
     end = (await world.saturno.wait_for("done", timeout=JOB_TIMEOUT))[0].body
     assert end["status"] == "preempted"
@@ -249,15 +255,7 @@ async def test_preemption_with_its_sigterm_still_reports_preempted(
 ) -> None:
     """GCE preempts: preempted=TRUE and the ACPI soft-off's SIGTERM at once (a real boot lost
     the report that way). The preempted report arrives, then the agent exits 0."""
-    world.art.throttle(5_000)
-    agent = agents()
-    _, url = await boot(world, agent)
-    await submit(
-        url,
-        world.art.job_payload("ntd-ps", base_url=world.url("art")),
-        authorization=saturno_token(world),
-    )
-    await agent.wait_for_log(lambda line: line.get("event") == "job_started", timeout=JOB_TIMEOUT)
+    agent = await slow_job_started(world, agents, "ntd-ps")
     world.metadata.set_preempted(True)
     agent.send(signal.SIGTERM)
     assert await agent.wait(JOB_TIMEOUT) == 0
