@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from notraining_agent.processors.keypoints.draw import draw, write
-from notraining_agent.processors.keypoints.matcher import Detection
+from notraining_agent.processors.keypoints.verify import Detection
 
 CORNERS = np.array([[100, 100], [300, 110], [290, 250], [110, 240]], np.float32)
 

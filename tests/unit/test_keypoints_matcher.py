@@ -7,18 +7,14 @@ import numpy as np
 import pytest
 from notraining_agent.processors.keypoints import matcher as matcher_mod
 from notraining_agent.processors.keypoints import synth
+from notraining_agent.processors.keypoints import verify as verify_mod
 from notraining_agent.processors.keypoints.features import decode_gray
 from notraining_agent.processors.keypoints.index import Index
-from notraining_agent.processors.keypoints.matcher import (
-    Detection,
-    FloatArray,
-    Matcher,
-    confidence,
-    match_photo,
-)
+from notraining_agent.processors.keypoints.matcher import FloatArray, Matcher, match_photo
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 from notraining_agent.processors.keypoints.stages import index_from_images
 from notraining_agent.processors.keypoints.synth import Quad
+from notraining_agent.processors.keypoints.verify import Detection, confidence
 from notraining_testkit.emulators import artgen
 from notraining_testkit.scenes import make_scene
 
@@ -101,7 +97,7 @@ def test_confidence_is_half_at_the_threshold_and_grows() -> None:
 def test_implausible_shapes_are_rejected() -> None:
     """A mirrored, a collapsed and a wildly stretched quadrilateral are not an art."""
     art = np.array([[0, 0], [100, 0], [100, 50], [0, 50]], np.float32)
-    plausible = matcher_mod._plausible
+    plausible = verify_mod._plausible
     assert plausible(art * 2 + 10, art)
     assert not plausible(art[::-1].copy(), art)  # mirror image: counter-clockwise
     assert not plausible(art * 0.1, art)  # 10x5 pixels

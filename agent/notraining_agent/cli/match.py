@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 from notraining_agent.errors import EXIT_CONFIG, ConfigError
 
 if TYPE_CHECKING:
-    from notraining_agent.processors.keypoints.matcher import Detection, Matcher
+    from notraining_agent.processors.keypoints.matcher import Matcher
     from notraining_agent.processors.keypoints.synth import Image
+    from notraining_agent.processors.keypoints.verify import Detection
 
 EXIT_PHOTO_FAILED = 1
 

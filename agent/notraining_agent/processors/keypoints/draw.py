@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from notraining_agent.processors.keypoints.matcher import Detection
 from notraining_agent.processors.keypoints.synth import Image
+from notraining_agent.processors.keypoints.verify import Detection
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 200, 255),

@@ -10,9 +10,8 @@ stays constant for verification, which keeps 1000-art packages usable.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,13 +27,9 @@ from notraining_agent.processors.keypoints.features import (
     to_float,
 )
 from notraining_agent.processors.keypoints.index import Index
-from notraining_agent.processors.keypoints.pairs import (
-    guided,
-    inside_art,
-    ratio_pairs_hamming,
-    ratio_pairs_l2,
-)
+from notraining_agent.processors.keypoints.pairs import ratio_pairs_hamming, ratio_pairs_l2
 from notraining_agent.processors.keypoints.phash import near_duplicates
+from notraining_agent.processors.keypoints.verify import ArtView, Detection, Verifier
 
 FloatArray = npt.NDArray[np.float32]
 AnyArray = npt.NDArray[Any]
@@ -51,10 +46,6 @@ PCA_SAMPLE = 50_000
 """Descriptors the principal axes are estimated from (evenly spaced over the index)."""
 PROJECT_CHUNK = 65_536
 """Rows projected at a time, so no full-size float copy of the index is ever made."""
-MIN_AREA_PX = 24 * 24
-"""Smaller than this in the image and an art is not really readable: a spurious fit."""
-MAX_STRETCH = 5.0
-"""One side of the art scaled five times more than another is beyond any real perspective."""
 
 
 @dataclass(frozen=True)
@@ -100,32 +91,6 @@ class MatchParams:
 DEFAULT_PARAMS = MatchParams()
 
 
-@dataclass(frozen=True)
-class Detection:
-    """An art found in the image: how well it matched and where its corners are."""
-
-    art: int
-    name: str
-    inliers: int
-    confidence: float
-    corners: FloatArray
-
-    def scaled(self, factor: float) -> Detection:
-        """The same detection with corners divided by ``factor`` (back to the original photo)."""
-        corners = (self.corners / factor).astype(np.float32)
-        return Detection(self.art, self.name, self.inliers, self.confidence, corners)
-
-
-def confidence(inliers: int, min_inliers: int) -> float:
-    """A 0..1 score from the inlier count: 0.5 at the acceptance threshold, 0.95 at twice it.
-
-    Logistic in the inlier count, because random matches almost never agree on one
-    homography beyond a dozen points while a real art yields dozens to hundreds.
-    """
-    spread = max(1.0, min_inliers / math.log(19.0))
-    return 1.0 / (1.0 + math.exp(-(inliers - min_inliers) / spread))
-
-
 class Matcher:
     """Matches images against one index; build once, reuse for every photo."""
 
@@ -149,15 +114,24 @@ class Matcher:
                 "key_size": 12,
                 "multi_probe_level": 1,
             }
-        self._pairs_of = ratio_pairs_l2 if self._sift else ratio_pairs_hamming
+        self._verifier = Verifier(params, ratio_pairs_l2 if self._sift else ratio_pairs_hamming)
         self._groups = _duplicate_groups(index)
         # FLANN keeps a pointer into self._data: the array must live as long as the index.
         self._flann = cv2.flann.Index(self._data, flann_params) if len(self._data) else None
 
-    def _art_descriptors(self, start: int, end: int) -> AnyArray:
-        """One art's descriptors as verification compares them (full RootSIFT, or bytes)."""
+    def _art_view(self, art: int) -> ArtView:
+        """One art as verification compares it (full RootSIFT, or bytes)."""
+        start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
         rows = self.index.descriptors[start:end]
-        return to_float("sift", rows) if self._sift else rows
+        width, height = (float(v) for v in self.index.sizes[art])
+        return ArtView(
+            number=art,
+            name=self.index.names[art],
+            points=self.index.points[start:end],
+            descriptors=to_float("sift", rows) if self._sift else rows,
+            size=(width, height),
+            corners=self.index.corners(art),
+        )
 
     def match(self, photo: Features) -> list[Detection]:
         """Every copy of every art verified in ``photo``, best first, at most one per place."""
@@ -171,7 +145,8 @@ class Matcher:
             # Only photo descriptors that had this art among their neighbours can match it:
             # verifying those alone keeps the exact per-art test cheap.
             rows = np.nonzero((near == art).any(axis=1))[0]
-            found.extend(self._verify(art, photo, query, rows))
+            if len(rows) >= self.params.min_seed:
+                found.extend(self._verifier.copies(self._art_view(art), photo, query, rows))
         found.sort(key=lambda d: d.inliers, reverse=True)
         return _suppress_overlaps(found, self.params.max_overlap)
 
@@ -203,139 +178,6 @@ class Matcher:
             chosen.extend(int(g) for g in group if int(g) not in chosen)
         return chosen, labels
 
-    def _verify(
-        self,
-        art: int,
-        photo: Features,
-        query: AnyArray,
-        rows: npt.NDArray[np.intp],
-    ) -> list[Detection]:
-        """Ratio-tested matches against this art alone, then RANSAC homographies: one per copy.
-
-        Each copy found takes its matches away (its inliers and every match landing
-        inside its outline), and the search runs again on what is left, so two copies
-        of one poster give two detections and one copy never gives two.
-        """
-        if len(rows) < self.params.min_seed:
-            return []
-        start, end = int(self.index.offsets[art]), int(self.index.offsets[art + 1])
-        descriptors = self._art_descriptors(start, end)
-        pairs = self._pairs_of(query[rows], descriptors, self.params.verify_ratio)
-        src = self.index.points[start + pairs[:, 1]]
-        dst = photo.points[rows[pairs[:, 0]]]
-        art_view = _ArtView(art, self.index.points[start:end], descriptors)
-        found: list[Detection] = []
-        rejected = 0
-        while len(found) < self.params.max_copies and rejected <= self.params.max_rejected:
-            seed = self._fit(src, dst, self.params.min_seed)
-            if seed is None:
-                break
-            located = self._locate(
-                art_view, src[seed[1]], dst[seed[1]], seed[0], photo=photo, query=query
-            )
-            if located is None:
-                # A wrong first fit (repeated texture, a mix of two copies) can hide a
-                # right one: drop its matches and look again, a bounded number of times.
-                rejected += 1
-                keep = ~seed[1]
-            else:
-                detection, homography = located
-                found.append(detection)
-                # Every match on this copy goes, not only its inliers: the rest are its
-                # repeated textures, which would otherwise seed a ghost copy beside it.
-                keep = ~inside_art(homography, dst, self._size(art))
-            src, dst = src[keep], dst[keep]
-        return found
-
-    def _size(self, art: int) -> tuple[float, float]:
-        width, height = (float(v) for v in self.index.sizes[art])
-        return width, height
-
-    def _locate(
-        self,
-        art: _ArtView,
-        first_src: FloatArray,
-        first_dst: FloatArray,
-        seed: npt.NDArray[np.float64],
-        *,
-        photo: Features,
-        query: AnyArray,
-    ) -> tuple[Detection, npt.NDArray[np.float64]] | None:
-        """The art's place in the image, from a first homography ``seed`` that the matches
-        ``first_src`` -> ``first_dst`` agree on, and the homography finally fitted.
-
-        Guided matching looks again where the seed puts the art; the final fit needs
-        ``min_inliers`` agreeing matches on a plausible quadrilateral."""
-        homography, agreed = seed, np.ones(len(first_src), dtype=bool)
-        src, dst = first_src, first_dst
-        for _ in range(self.params.guided_rounds):
-            # Each round looks again with the last homography: a first fit from a few
-            # matches along one line (a horizon, a cable) is loose across it, and the
-            # matches the next round adds off that line pin it down.
-            more_src, more_dst = guided(
-                homography,
-                art.points,
-                art.descriptors,
-                photo.points,
-                query,
-                size=self._size(art.number),
-                ratio=self.params.guided_ratio,
-                radius=self.params.ransac_px,
-                pairs_of=self._pairs_of,
-            )
-            src = np.concatenate([first_src, more_src])
-            dst = np.concatenate([first_dst, more_dst])
-            # A photo keypoint paired twice (by the first pass and again) counts once.
-            _, unique = np.unique(dst, axis=0, return_index=True)
-            src, dst = src[unique], dst[unique]
-            fitted = self._fit(src, dst, self.params.min_inliers)
-            if fitted is None:
-                return None
-            homography, agreed = fitted
-        if int(agreed.sum()) < self.params.min_inliers:
-            return None
-        reference = self.index.corners(art.number)
-        corners = cv2.perspectiveTransform(reference.reshape(-1, 1, 2), homography)
-        corners = cast(FloatArray, corners.reshape(4, 2).astype(np.float32))
-        # Agreeing points bunched in one corner of the art are a shared logo or word,
-        # not the art: real sightings spread over a good part of it, even when occluded.
-        hull_area = float(cv2.contourArea(cv2.convexHull(src[agreed])))
-        art_area = float(cv2.contourArea(reference))
-        if hull_area < self.params.min_coverage * art_area or not _plausible(corners, reference):
-            return None
-        count = int(agreed.sum())
-        score = confidence(count, self.params.min_inliers)
-        name = self.index.names[art.number]
-        return Detection(art.number, name, count, score, corners), homography
-
-    def _fit(
-        self, src: FloatArray, dst: FloatArray, needed: int
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]] | None:
-        """A MAGSAC homography from ``src`` to ``dst`` that at least ``needed`` matches agree
-        on, and which of them do."""
-        if len(src) < needed:
-            return None
-        homography, mask = cv2.findHomography(
-            src.reshape(-1, 1, 2),
-            dst.reshape(-1, 1, 2),
-            cv2.USAC_MAGSAC,
-            self.params.ransac_px,
-            maxIters=2000,
-            confidence=0.999,
-        )
-        if homography is None or mask is None or int(mask.sum()) < needed:
-            return None
-        return cast(npt.NDArray[np.float64], homography), mask.ravel().astype(bool)
-
-
-@dataclass(frozen=True)
-class _ArtView:
-    """One art's number, keypoints and descriptors (as compared), for verification."""
-
-    number: int
-    points: FloatArray
-    descriptors: AnyArray
-
 
 def _principal_axes(descriptors: npt.NDArray[np.uint8], dims: int) -> FloatArray:
     """The ``dims`` main axes (128 x dims) of the RootSIFT descriptors, from an even sample."""
@@ -365,20 +207,6 @@ def _duplicate_groups(index: Index) -> npt.NDArray[np.int64]:
         low, high = sorted((int(groups[i]), int(groups[j])))
         groups[groups == high] = low
     return groups
-
-
-def _plausible(corners: FloatArray, original: FloatArray) -> bool:
-    """A printed art seen by a camera: a convex, unflipped, not degenerate quadrilateral."""
-    corners = np.asarray(corners, dtype=np.float32)
-    edges = np.roll(corners, -1, axis=0) - corners
-    following = np.roll(edges, -1, axis=0)
-    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
-    if not (turns > 0).all() or abs(float(cv2.contourArea(corners))) < MIN_AREA_PX:
-        return False
-    sides = np.linalg.norm(edges, axis=1)
-    original_sides = np.linalg.norm(np.roll(original, -1, axis=0) - original, axis=1)
-    stretch = sides / np.maximum(original_sides, 1e-6)
-    return bool(stretch.max() / max(float(stretch.min()), 1e-6) < MAX_STRETCH)
 
 
 def _suppress_overlaps(found: list[Detection], max_overlap: float) -> list[Detection]:
