@@ -1,4 +1,4 @@
-"""Finding enrolled arts in photos: vote, verification, geometry checks, confidence."""
+"""Finding enrolled arts in photos end to end: the vote, every copy, overlapping detections."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 from notraining_agent.processors.keypoints import matcher as matcher_mod
 from notraining_agent.processors.keypoints import synth
-from notraining_agent.processors.keypoints import verify as verify_mod
 from notraining_agent.processors.keypoints.features import decode_gray
 from notraining_agent.processors.keypoints.index import Index
 from notraining_agent.processors.keypoints.matcher import FloatArray, Matcher, match_photo
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 from notraining_agent.processors.keypoints.stages import index_from_images
 from notraining_agent.processors.keypoints.synth import Quad
-from notraining_agent.processors.keypoints.verify import Detection, confidence
+from notraining_agent.processors.keypoints.verify import Detection
 from notraining_testkit.emulators import artgen
 from notraining_testkit.scenes import make_scene
 
@@ -85,26 +84,6 @@ def test_empty_index_and_featureless_photo(sift_index: Index) -> None:
     assert match_photo(Matcher(sift_index), np.full((480, 640), 128, np.uint8)) == []
 
 
-def test_confidence_is_half_at_the_threshold_and_grows() -> None:
-    """0.5 at min_inliers, about 0.95 at twice it, always increasing, below 1."""
-    assert confidence(12, 12) == pytest.approx(0.5)
-    assert confidence(24, 12) == pytest.approx(0.95, abs=0.01)
-    values = [confidence(n, 12) for n in range(0, 200, 5)]
-    assert values == sorted(values)
-    assert all(0.0 < v <= 1.0 for v in values)
-
-
-def test_implausible_shapes_are_rejected() -> None:
-    """A mirrored, a collapsed and a wildly stretched quadrilateral are not an art."""
-    art = np.array([[0, 0], [100, 0], [100, 50], [0, 50]], np.float32)
-    plausible = verify_mod._plausible
-    assert plausible(art * 2 + 10, art)
-    assert not plausible(art[::-1].copy(), art)  # mirror image: counter-clockwise
-    assert not plausible(art * 0.1, art)  # 10x5 pixels
-    stretched = np.array([[0, 0], [1000, 0], [1000, 50], [0, 50]], np.float32)
-    assert not plausible(stretched, art)  # 10x wider, same height
-
-
 def test_overlapping_detections_keep_the_strongest() -> None:
     """Of two detections over the same place, only the one with more inliers stays."""
     square = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], np.float32)
@@ -113,12 +92,6 @@ def test_overlapping_detections_keep_the_strongest() -> None:
     apart = Detection(2, "c", 15, 0.6, square + 300)
     kept = matcher_mod._suppress_overlaps([strong, weak, apart], 0.5)
     assert [d.name for d in kept] == ["a", "c"]
-
-
-def test_scaled_detection_maps_back_to_the_photo() -> None:
-    """Corners found on a downscaled photo are divided by the scale."""
-    det = Detection(0, "a", 30, 0.9, np.array([[10, 20]] * 4, np.float32))
-    assert det.scaled(0.5).corners.tolist() == [[20.0, 40.0]] * 4
 
 
 def _shelf_with_copies(art: bytes, centres: list[tuple[float, float]]) -> tuple[bytes, list[Quad]]:
