@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from notraining_agent.gce.metadata import MetadataClient
-from notraining_agent.host.watchers import watch_job_attribute, watch_maintenance, watch_preempted
+from notraining_agent.host.watchers import (
+    ask_preempted,
+    watch_job_attribute,
+    watch_maintenance,
+    watch_preempted,
+)
 from notraining_testkit.emulators._server import RunningServer, serve
 from notraining_testkit.emulators.metadata import MetadataEmulator
 
@@ -84,6 +89,26 @@ async def test_already_preempted_fires_at_once(client: MetadataClient) -> None:
     finally:
         await close(emulator_preempted, running)
     assert fired.is_set()
+
+
+async def test_asking_tells_whether_the_vm_is_preempted_now(
+    emulator: MetadataEmulator, client: MetadataClient
+) -> None:
+    """One plain read, no long poll: the SIGTERM path has seconds, not a watch's minute."""
+    assert await ask_preempted(client, timeout=2.0) is False
+    emulator.set_preempted(True)
+    assert await ask_preempted(client, timeout=2.0) is True
+    for request in emulator.requests_for("/computeMetadata/v1/instance/preempted"):
+        assert "wait_for_change" not in request.query
+
+
+async def test_asking_a_metadata_server_that_is_down_is_false_and_logged(
+    emulator: MetadataEmulator, client: MetadataClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_down(True)
+    with caplog.at_level(logging.WARNING):
+        assert await ask_preempted(client, timeout=0.5) is False
+    assert "could not ask whether the VM was preempted" in caplog.text
 
 
 async def test_job_attribute_appearing_fires_on_job(

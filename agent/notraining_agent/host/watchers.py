@@ -32,6 +32,16 @@ async def watch_preempted(
             return
 
 
+async def ask_preempted(metadata: MetadataClient, *, timeout: float) -> bool:
+    """Whether ``instance/preempted`` is ``TRUE`` now; False, logged, when it cannot be asked."""
+    try:
+        answer = await metadata.get("instance/preempted", timeout=timeout)
+    except Exception as exc:  # any failure: the caller goes on as if not preempted
+        log.warning("could not ask whether the VM was preempted: %s", exc)
+        return False
+    return answer.strip().upper() == "TRUE"
+
+
 async def watch_maintenance(metadata: MetadataClient) -> None:
     """Log host maintenance events, so an operator can tie a slow or moved job to one."""
     async for value in metadata.watch("instance/maintenance-event", timeout_sec=WATCH_TIMEOUT_SEC):

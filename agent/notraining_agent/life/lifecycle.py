@@ -26,6 +26,7 @@ from notraining_agent.gce.metadata import MetadataClient
 from notraining_agent.host.guest_state import StatePublisher
 from notraining_agent.host.systemd import Notifier
 from notraining_agent.host.watchers import (
+    ask_preempted,
     parse_job_attribute,
     watch_job_attribute,
     watch_maintenance,
@@ -34,16 +35,10 @@ from notraining_agent.host.watchers import (
 from notraining_agent.job.attempt import gave_up, run_attempt
 from notraining_agent.job.spec import JobSpec
 from notraining_agent.life import reports
+from notraining_agent.life.ledger import Ledger
 from notraining_agent.life.saturno import SaturnoClient
 from notraining_agent.life.states import AgentState, JobState, Offer
-from notraining_agent.life.store import (
-    MAX_ATTEMPTS,
-    AgentRecord,
-    JobRecord,
-    Report,
-    ReportKind,
-    StateStore,
-)
+from notraining_agent.life.store import MAX_ATTEMPTS, AgentRecord, JobRecord, StateStore
 from notraining_agent.life.tasks import TaskOwner
 from notraining_agent.logs import job_context
 from notraining_agent.util.retry import Clock
@@ -98,6 +93,13 @@ class Lifecycle:
         self._p = parts
         self._settings = parts.settings
         self._record = record
+        self._ledger = Ledger(
+            record,
+            store=parts.store,
+            saturno=parts.saturno,
+            settings=parts.settings,
+            clock=parts.clock,
+        )
         self._state = AgentState.STARTING
         self._tasks = TaskOwner()
         self._job_ready = asyncio.Event()
@@ -146,7 +148,7 @@ class Lifecycle:
         job = JobRecord(spec=spec, state=JobState.ACCEPTED, via=via, accepted_at=self._now())
         self._record.job = job
         try:
-            await self._p.store.save(self._record)  # raises: no 200 for a job not on disk
+            await self._ledger.commit()  # raises: no 200 for a job not on disk
         except BaseException:
             self._record.job = None
             raise
@@ -193,7 +195,10 @@ class Lifecycle:
         """
         if self._end_delivered.is_set():
             return
-        if not self._preempted.is_set() and not await self._asks_preempted():
+        if not self._preempted.is_set() and not (
+            self._p.metadata is not None
+            and await ask_preempted(self._p.metadata, timeout=PREEMPTED_ASK_TIMEOUT)
+        ):
             return
         log.info(
             "SIGTERM on a preempted VM: sending the preempted report first (at most %.0f s)",
@@ -205,16 +210,6 @@ class Lifecycle:
             await asyncio.wait_for(self._end_delivered.wait(), window)
         except TimeoutError:
             log.warning("the preempted report was not delivered within %.0f s", window)
-
-    async def _asks_preempted(self) -> bool:
-        if self._p.metadata is None:
-            return False
-        try:
-            answer = await self._p.metadata.get("instance/preempted", timeout=PREEMPTED_ASK_TIMEOUT)
-        except Exception as exc:  # any failure: exit as on a plain SIGTERM
-            log.warning("could not ask whether the VM was preempted: %s", exc)
-            return False
-        return answer.strip().upper() == "TRUE"
 
     async def _live(self) -> None:
         """From boot to the moment an end report exists (and is saved)."""
@@ -269,7 +264,7 @@ class Lifecycle:
                 return
             job.attempts += 1
             job.state, job.started_at = JobState.RUNNING, self._now()
-            await self._save()
+            await self._ledger.save()
             log.info(
                 "job started (attempt %d of %d)",
                 job.attempts,
@@ -291,8 +286,8 @@ class Lifecycle:
         job.state, job.error = state, error
         job.finished_at = job.finished_at or self._now()
         body = reports.end_body_for_job(job, name=self._p.instance.name)
-        self._record.end = self._new_report("done", body)
-        await self._save()
+        self._record.end = self._ledger.new_report("done", body)
+        await self._ledger.save()
         log.info(
             "job %s%s",
             state.value,
@@ -304,8 +299,8 @@ class Lifecycle:
         body = reports.end_body_without_job(
             status, error, name=self._p.instance.name, since=self._ready_since, now=self._now()
         )
-        self._record.end = self._new_report("done", body)
-        await self._save()
+        self._record.end = self._ledger.new_report("done", body)
+        await self._ledger.save()
         log.info(
             "ending without a job: %s", error, extra={"event": "job_finished", "status": status}
         )
@@ -314,7 +309,7 @@ class Lifecycle:
         end = self._record.end
         assert end is not None  # noqa: S101 - _live always leaves an end report
         self._set_state(AgentState.REPORTING)
-        await self._deliver(end)
+        await self._ledger.deliver(end)
 
     async def _register(self) -> None:
         """Deliver this boot's report (once per boot) in the background."""
@@ -330,31 +325,13 @@ class Lifecycle:
                 identity_token=facts.identity_token,
             )
             record.boot_id = facts.boot_id
-            record.register = self._new_report("register", body)
-            await self._save()
-        await self._deliver(record.register)
+            record.register = self._ledger.new_report("register", body)
+            await self._ledger.save()
+        await self._ledger.deliver(record.register)
         if self._state is AgentState.REGISTERING:
             self._set_state(AgentState.IDLE)
         if self._p.warm_up is not None:  # after the boot report, never before it (issue 12)
             await self._p.warm_up()
-
-    async def _deliver(self, report: Report) -> None:
-        """Deliver a pending report (retried until notify_deadline) and save how it went."""
-        if not report.pending:
-            return
-        if not report.url:
-            log.warning(
-                "no %s URL is configured (local mode): %s report not sent",
-                report.kind,
-                report.kind,
-            )
-            report.outcome = "skipped"
-        else:
-            deadline = report.created_at + self._settings.notify_deadline
-            report.outcome = await self._p.saturno.deliver(
-                report, deadline=deadline, on_attempt=self._saved
-            )
-        await self._save()
 
     # -- events from the watchers ---------------------------------------------
 
@@ -386,31 +363,6 @@ class Lifecycle:
         )
         self._state = state
         self._publisher.publish(state)
-
-    def _new_report(self, kind: ReportKind, body: dict[str, Any]) -> Report:
-        url = self._settings.register_url if kind == "register" else self._settings.done_url
-        return reports.new_report(kind, url or "", body, self._now())
-
-    async def _saved(self, _report: Report) -> None:
-        await self._save()
-
-    async def _save(self) -> None:
-        """Save the record; once a job is taken, a disk that refuses is logged, not fatal.
-
-        Crashing on a full disk lost the end report and, under systemd's restarts,
-        kept the VM up; going on from memory still reports and stops it. At worst a
-        later restart re-runs from the last state that was saved.
-        """
-        try:
-            await self._p.store.save(self._record)
-        except OSError as exc:
-            log.error(
-                "cannot save state in %s (%s); going on from memory so the end report still "
-                "goes out and the VM stops; free space in state_dir",
-                self._p.store.state_dir,
-                exc.strerror or exc,
-                extra={"event": "state_save_failed"},
-            )
 
     def _now(self) -> float:
         return self._p.clock.wall()
