@@ -28,6 +28,8 @@ READONLY = "https://www.googleapis.com/auth/compute.readonly"
 EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 WARNING = "can_self_stop is false"
 UNKNOWN = "so it is unknown"
+LIST = "compute.instances.list"
+"""testIamPermissions needs it on the project; without it GCE (and the emulator) answer 403."""
 
 
 async def _boot_report(
@@ -50,11 +52,11 @@ async def _warned(agent: AgentProcess, text: str = WARNING) -> bool:
     ("self_stop", "granted", "expected"),
     [
         ("stop", None, True),  # everything granted
-        ("stop", ("compute.instances.stop",), True),
-        ("stop", (), False),  # the emulator grants nothing: GCE omits the key
-        ("stop", ("compute.instances.delete",), False),
-        ("delete", ("compute.instances.delete",), True),
-        ("delete", ("compute.instances.stop",), False),  # may stop, not delete
+        ("stop", (LIST, "compute.instances.stop"), True),
+        ("stop", (LIST,), False),  # the emulator grants nothing: GCE omits the key
+        ("stop", (LIST, "compute.instances.delete"), False),
+        ("delete", (LIST, "compute.instances.delete"), True),
+        ("delete", (LIST, "compute.instances.stop"), False),  # may stop, not delete
     ],
 )
 async def test_boot_report_says_whether_iam_grants_the_stop(
@@ -70,6 +72,19 @@ async def test_boot_report_says_whether_iam_grants_the_stop(
     (call,) = scene.world.compute.calls_for("test_iam_permissions")
     assert call.body == {"permissions": [f"compute.instances.{self_stop}"]}
     assert await _warned(agent) is not expected
+
+
+async def test_the_modules_role_gets_null_and_an_info_line(scene: Scene) -> None:
+    """The terraform module's role may stop the VM but not list instances, so GCE answers
+    testIamPermissions 403: the report says null, and the log says why at INFO, not as a fault."""
+    scene.world.compute.grant("compute.instances.stop")
+    report, agent = await _boot_report(scene)
+    assert report["can_self_stop"] is None
+    await agent.wait_for_log(lambda x: x.get("state") == "idle", STEP_TIMEOUT)
+    (line,) = [x for x in agent.lines if LIST in x.get("message", "")]
+    assert line["severity"] == "INFO"
+    assert "can_self_stop is unknown" in line["message"]
+    assert not await _warned(agent)
 
 
 @pytest.mark.parametrize(

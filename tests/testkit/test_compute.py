@@ -88,7 +88,8 @@ async def test_extended_operation_name_is_ours(server: RunningServer) -> None:
 async def test_real_client_iam_and_refusal(
     emulator: ComputeEmulator, server: RunningServer
 ) -> None:
-    """testIamPermissions grants all by default, a chosen set after grant(), none when refused."""
+    """testIamPermissions grants all by default, a chosen set after grant(), none when refused,
+    and is Forbidden, as on GCE, to a caller that may not list instances."""
     instances, _ = clients(server)
     req = compute_v1.TestPermissionsRequest(permissions=["compute.instances.stop", "x.y"])
 
@@ -99,8 +100,11 @@ async def test_real_client_iam_and_refusal(
         return list(resp.permissions)
 
     assert await asyncio.to_thread(ask) == ["compute.instances.stop", "x.y"]
-    emulator.grant("compute.instances.stop")
+    emulator.grant("compute.instances.list", "compute.instances.stop")
     assert await asyncio.to_thread(ask) == ["compute.instances.stop"]
+    emulator.grant("compute.instances.stop")
+    with pytest.raises(core.Forbidden, match=r"Required 'compute\.instances\.list' permission"):
+        await asyncio.to_thread(ask)
     emulator.refuse_permissions()
     assert await asyncio.to_thread(ask) == []
     emulator.grant_all()
@@ -154,7 +158,7 @@ async def test_iam_omits_key_when_nothing_granted(
     emulator: ComputeEmulator, server: RunningServer
 ) -> None:
     """Like GCE, an answer granting nothing has no ``permissions`` key at all."""
-    emulator.grant()
+    emulator.refuse_permissions()
     async with (
         aiohttp.ClientSession() as session,
         session.post(

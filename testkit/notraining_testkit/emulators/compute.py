@@ -33,6 +33,9 @@ Operation = Literal[
 ]
 """The API calls the emulator answers; faults and the call record are keyed by them."""
 
+LIST_PERMISSION = "compute.instances.list"
+"""What ``instances.testIamPermissions`` itself needs, on the project, before it answers."""
+
 DEFAULT_WAIT_CAP = 2.0
 """Longest a ``.../operations/{op}/wait`` call blocks (GCE's is 2 minutes; tests want less)."""
 
@@ -134,12 +137,16 @@ class ComputeEmulator(Faults[Operation]):
         return self.instances.get((project, zone, name))
 
     def grant(self, *permissions: str) -> None:
-        """Grant exactly these permissions from now on (none: refuse all)."""
+        """Grant exactly these permissions from now on.
+
+        As on GCE, ``testIamPermissions`` answers 403 unless ``compute.instances.list``
+        is among them: the caller must be able to list the collection it asks about.
+        """
         self.granted_permissions = frozenset(permissions)
 
     def refuse_permissions(self) -> None:
-        """Grant nothing: every testIamPermissions answer comes back empty."""
-        self.granted_permissions = frozenset()
+        """Grant only the list permission: every testIamPermissions answer comes back empty."""
+        self.granted_permissions = frozenset({LIST_PERMISSION})
 
     def grant_all(self) -> None:
         """Grant every permission asked for (the default)."""
@@ -272,6 +279,10 @@ class ComputeEmulator(Faults[Operation]):
     async def _iam(self, request: web.Request) -> web.StreamResponse:
         if self._lookup(request) is None:
             return _not_found(request)
+        if self.granted_permissions is not None and LIST_PERMISSION not in self.granted_permissions:
+            project = request.match_info["project"]
+            message = f"Required '{LIST_PERMISSION}' permission for 'projects/{project}'"
+            return _error(403, message, "forbidden")
         try:
             body = await request.json()
         except ValueError:
