@@ -13,11 +13,8 @@ built on the same endpoint, never with ``operation.result()``: that one polls
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import importlib
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +30,7 @@ from notraining_agent.util.retry import (
     retryable_error,
     retryable_status,
 )
+from notraining_agent.util.threads import in_daemon_thread
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -227,42 +225,8 @@ async def _bounded(method: Callable[..., Any], call_timeout: float, **request: s
     """Run one sync client call in a thread, bounded both in the client and here."""
     # The client's own timeout ends the thread; the outer one guards slow trickles.
     return await asyncio.wait_for(
-        _in_daemon_thread(method, **request, retry=None, timeout=call_timeout), call_timeout + 1.0
+        in_daemon_thread(method, **request, retry=None, timeout=call_timeout), call_timeout + 1.0
     )
-
-
-async def _in_daemon_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """``asyncio.to_thread`` on a daemon thread of its own, for calls that may hang.
-
-    A SIGTERM usually comes while a stop or wait call is in flight (GCE stopping the
-    VM is what sends it). ``asyncio.run`` joins the default executor's threads
-    before the process may exit, so a call in ``to_thread`` held the exit until its
-    timeout: seconds of VM time, or systemd's SIGKILL. A daemon thread is not waited for.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():  # cancelled or timed out meanwhile
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def work() -> None:
-        result, error = None, None
-        try:
-            result = context.run(func, *args, **kwargs)
-        except BaseException as exc:  # handed to the awaiting coroutine, not lost
-            error = exc
-        # The loop may have closed while the call hung: then nobody is waiting.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="compute-call", daemon=True).start()
-    return await future
 
 
 def _is_done(operation: Any) -> bool:
