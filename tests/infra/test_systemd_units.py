@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from notraining_agent.host.power import EXIT_POWERS_OFF_ENV
-from notraining_agent.http.gate import (
+from notraining_agent.http.limits import (
     BACKLOG,
     FD_RESERVE,
     MAX_CONNECTIONS,

@@ -16,10 +16,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from notraining_agent.errors import ConfigError
-from notraining_agent.http.gate import (
+from notraining_agent.http.gate import ConnectionGate, GatedSite
+from notraining_agent.http.limits import (
     MAX_HEADERS,
-    ConnectionGate,
-    GatedSite,
     Limits,
     Quiet,
     limits_for,
