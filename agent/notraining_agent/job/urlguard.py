@@ -31,9 +31,16 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from notraining_agent.errors import InputRefusedError
+from notraining_agent.job.addresses import (
+    address_refusal,
+    carried_ipv4,
+    legacy_ipv4,
+    normalise_host,
+    parse_literal,
+)
 
 if TYPE_CHECKING:
-    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+    from notraining_agent.job.addresses import IPAddress
 
 SCHEMES = frozenset({"http", "https", "gs"})
 FETCH_SCHEMES = frozenset({"http", "https"})
@@ -44,10 +51,8 @@ METADATA_ADDRESSES = frozenset(
 DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_RESOLVE_TIMEOUT = 10.0
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
-_LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
 _UNSAFE_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one pass, in C
 _GS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 class AddressRefusedError(InputRefusedError):
@@ -61,72 +66,6 @@ def metadata_hosts_from_env(environ: Mapping[str, str]) -> frozenset[str]:
     }
     found.discard("")
     return frozenset(found)
-
-
-def address_refusal(address: IPAddress) -> str | None:
-    """Why ``address`` is not a public unicast address, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id:
-            return "a scoped (zone-id) IPv6 address"
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            reason = address_refusal(embedded)
-            return f"{reason} ({embedded} inside an IPv6 address)" if reason else None
-    checks = (
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-        (not address.is_global, "not a public address"),
-    )
-    return next((reason for hit, reason in checks if hit), None)
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address a mapped, 6to4, Teredo or NAT64 IPv6 address carries."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if any(address in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def _carried_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 literal carries (mapped, NAT64, 6to4, Teredo), else None."""
-    literal = parse_literal(host)
-    return _embedded_ipv4(literal) if isinstance(literal, ipaddress.IPv6Address) else None
-
-
-def parse_literal(host: str) -> IPAddress | None:
-    """The address a host names literally (IPv6, dotted quad), else None; host is normalised."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """The address ``inet_aton`` would read from ``2130706433``, ``0177.1``, ``0x7f.1``..."""
-    if not _LEGACY_IPV4.match(host):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
-
-
-def normalise_host(host: str) -> str:
-    """Lower case, no brackets, no trailing dot: the form every comparison uses."""
-    host = host.strip().lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host[:-1] if host.endswith(".") else host
 
 
 def _split_entry(entry: str) -> tuple[str, int | None]:
@@ -171,7 +110,7 @@ def metadata_refusal(
     candidates = [name] if address is None else [name, str(address)]
     # ::ffff:169.254.169.254 reaches the IPv4 server through a dual-stack socket, so an
     # IPv6 spelling that carries an IPv4 address is compared as that IPv4 address too.
-    candidates += [str(v4) for v4 in map(_carried_ipv4, candidates) if v4 is not None]
+    candidates += [str(v4) for v4 in map(carried_ipv4, candidates) if v4 is not None]
     for candidate in candidates:
         literal = parse_literal(candidate)
         if literal is not None and literal in METADATA_ADDRESSES:
@@ -234,7 +173,7 @@ def host_refusal(  # noqa: PLR0911 - a guard reads best as a list of early refus
         return refused
     literal = parse_literal(host)
     if literal is None and ":" not in host:
-        legacy = _legacy_ipv4(host)
+        legacy = legacy_ipv4(host)
         if legacy is not None:
             return (
                 f"host {host!r} spells the address {legacy} in a legacy numeric form; "
