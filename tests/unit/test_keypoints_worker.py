@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,8 @@ from notraining_agent.processors.keypoints import worker
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 from notraining_agent.processors.keypoints.worker import run_stage, worker_count
 from notraining_testkit.emulators import artgen
+
+from tests.polling import fifo_reader_blocked, fifo_reader_blocked_sync
 
 
 def _plan(tmp_path: Path, arts: dict[str, Path]) -> Path:
@@ -43,27 +43,6 @@ def _blocking_art(tmp_path: Path) -> Path:
 
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
-
-
-def _write_end(fifo: Path) -> int | None:
-    """A write end of ``fifo`` if a process holds it open for reading, else None.
-
-    A non-blocking open for writing fails (ENXIO) while nobody reads; once it succeeds the
-    reader's open returns and its read blocks, since nothing is written and this end stays open.
-    """
-    try:
-        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno != errno.ENXIO:
-            raise
-        return None
-
-
-async def _reader_blocked_on(fifo: Path) -> int:
-    """Wait until a process reads ``fifo`` and is blocked there; the write end to close later."""
-    while (write_end := _write_end(fifo)) is None:  # noqa: ASYNC110 - a FIFO has no event
-        await asyncio.sleep(0.02)
-    return write_end
 
 
 def _stopped_by(caplog: pytest.LogCaptureFixture, pid: int) -> list[int]:
@@ -99,7 +78,7 @@ async def test_cancelling_the_stage_kills_the_children_at_once(
     plan = _plan(tmp_path, {"stuck.png": fifo})
     pids: list[int] = []
     task = asyncio.create_task(run_stage("extract", plan, 1, lambda e: None, on_spawn=pids.append))
-    write_end = await _reader_blocked_on(fifo)
+    write_end = await fifo_reader_blocked(fifo)
     try:
         assert len(pids) == 1
         assert _alive(pids[0])
@@ -188,8 +167,7 @@ def test_child_exits_when_its_parent_goes(tmp_path: Path) -> None:
     )
     write_end: int | None = None
     try:
-        while (write_end := _write_end(fifo)) is None:
-            time.sleep(0.02)
+        write_end = fifo_reader_blocked_sync(fifo)
         assert child.poll() is None  # blocked reading the FIFO
         assert child.stdin is not None
         child.stdin.close()
