@@ -208,9 +208,10 @@ async def test_attribute_change_wakes_a_recursive_watch(
     watch = asyncio.create_task(
         fetch(http, server, path + f"&wait_for_change=true&last_etag={etag}&timeout_sec=5")
     )
-    await asyncio.sleep(0.05)
+    while len(emulator.requests_for(V1 + "instance/attributes/")) < 2:  # noqa: ASYNC110 - no event
+        await asyncio.sleep(0.005)  # until the watch has reached the emulator
     emulator.set_instance_attribute("notraining-job", '{"a": 1}')
-    status, body, hdrs = await asyncio.wait_for(watch, 2)
+    status, body, hdrs = await watch
     assert status == 200
     assert json.loads(body)["notraining-job"] == '{"a": 1}'
     assert hdrs["ETag"] != etag
