@@ -1,15 +1,16 @@
-"""Preemption and maintenance (issue 4, item 4): the 30-second budget, measured on the real agent.
+"""Preemption and maintenance (issue 4, item 4), on the real agent.
 
-GCE gives a preempted VM about 30 s before it powers it off. The budget that
-matters is from ``instance/preempted`` turning ``TRUE`` to the end report
-reaching Saturno; each test records the figure (``record_property``, shown in
-the JUnit XML) and asserts it stays far under the budget.
+GCE gives a preempted VM about 30 s before it powers it off, so the agent must answer
+``instance/preempted`` turning ``TRUE`` at once, whatever it is doing. These tests prove
+the "at once" by order, not by a stopwatch: the end report (``preempted``) reaches Saturno
+while the job is still in the stage it was preempted in (a download that would take
+minutes, a processor that would take 60 s), no later stage is ever logged, and the agent
+exits 0. How many milliseconds that takes is a figure of the machine, so it is a bench's:
+``bench/cost_guard.py`` records "from ``instance/preempted`` = TRUE to the end report at
+Saturno" over its preempted-mid-download runs against GCE's 30 s (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
 
 import pytest
 from notraining_testkit.emulators.suite import AgentProcess
@@ -18,31 +19,32 @@ from tests.faults.conftest import STEP_TIMEOUT, Scene
 
 pytestmark = [pytest.mark.integration]
 
-BUDGET = 30.0
-"""GCE's notice before a preempted VM is powered off."""
-TARGET = 5.0
-"""What we hold ourselves to: a sixth of the budget, leaving the rest to a slow Saturno."""
-
-RecordProperty = Callable[[str, object], None]
+PREEMPTED_IN = {"downloading": "download", "processing": "process"}
+"""The job's stage when instance/preempted flips, by test case."""
 
 
-async def _preempt_and_time(scene: Scene, agent: AgentProcess) -> float:
-    """Flip instance/preempted; seconds until Saturno received the end report."""
-    flipped = time.time()
+async def _preempt(scene: Scene, agent: AgentProcess) -> dict[str, object]:
+    """Flip instance/preempted; the end report Saturno received, once the agent exited 0."""
     scene.world.metadata.set_preempted(True)
-    (end,) = await scene.world.saturno.wait_for("done", timeout=BUDGET)
+    (end,) = await scene.world.saturno.wait_for("done", timeout=STEP_TIMEOUT)
     assert end.body["status"] == "preempted", end.body
     assert await agent.wait(STEP_TIMEOUT) == 0
-    return end.received_at - flipped
+    return dict(end.body)
+
+
+def _stages(agent: AgentProcess) -> list[str]:
+    """The job stages the agent logged, in order."""
+    return [str(line["stage"]) for line in agent.events("stage")]
 
 
 @pytest.mark.parametrize("stage", ["downloading", "processing", "waiting"])
-async def test_preempted_to_end_report_within_budget(
-    scene: Scene, stage: str, record_property: RecordProperty
-) -> None:
-    """preempted=TRUE mid-download, mid-process or idle: end report in well under 30 s."""
+async def test_preempted_reports_at_once_wherever_the_job_is(scene: Scene, stage: str) -> None:
+    """preempted=TRUE mid-download, mid-process or idle: the end report says preempted and
+    the stage the job was in is the last it ever logged (the download, at 1 kB/s, and the
+    processor, 60 s, would outlast the test's wait for the report): the agent reported
+    instead of letting the job run on."""
     if stage == "downloading":
-        scene.world.art.throttle(5_000, paths=["/package.zip"])
+        scene.world.art.throttle(1_000, paths=["/package.zip"])
         agent = await scene.start()
         assert await scene.post_job(agent, "ntd-pre") == 200
         await scene.reach(agent, event="stage", stage="download")
@@ -53,14 +55,16 @@ async def test_preempted_to_end_report_within_budget(
     else:
         agent = await scene.start()
         await scene.reach(agent, event="state", state="idle")
-    seconds = await _preempt_and_time(scene, agent)
-    record_property(f"preempted_to_end_report_{stage}_s", round(seconds, 3))
-    print(f"preempted -> end report ({stage}): {seconds:.3f} s")
-    assert seconds < TARGET < BUDGET
-    end = scene.world.saturno.reports_for("done")[0].body
-    expected = None if stage == "waiting" else "ntd-pre"
-    assert end["ntd_transaction_id"] == expected
-    assert scene.job_starts() == (0 if stage == "waiting" else 1)
+    end = await _preempt(scene, agent)
+    assert agent.events("preempted")
+    if stage == "waiting":
+        assert end["ntd_transaction_id"] is None
+        assert _stages(agent) == []
+        assert scene.job_starts() == 0
+    else:
+        assert end["ntd_transaction_id"] == "ntd-pre"
+        assert _stages(agent)[-1] == PREEMPTED_IN[stage]
+        assert scene.job_starts() == 1
 
 
 async def test_preempted_at_boot_takes_no_job(scene: Scene) -> None:

@@ -12,7 +12,6 @@ cases of the check itself are in tests/unit/test_compute.py; these run the whole
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -119,11 +118,13 @@ async def test_iam_check_failing_still_sends_the_boot_report(scene: Scene, statu
 
 @pytest.mark.slow
 async def test_iam_check_hanging_delays_the_boot_report_boundedly(scene: Scene) -> None:
-    """A Compute API that never answers costs the boot report at most the check's 10 s bound."""
+    """A Compute API that never answers costs the boot report no more than the check's own
+    bound: the one call, still unanswered (the emulator holds it until it closes), ends in
+    the TimeoutError the agent logs, and the report goes out with null. How long the bound
+    is (10 s) is the check's; the test does not time it."""
     scene.world.compute.hang(operation="test_iam_permissions")
-    started = time.monotonic()
     report, agent = await _boot_report(scene)
-    waited = time.monotonic() - started
     assert report["can_self_stop"] is None
-    assert waited < 15.0, f"the boot report waited {waited:.1f} s for a hanging IAM check"
+    assert len(scene.world.compute.calls_for("test_iam_permissions")) == 1
+    assert await _warned(agent, "testIamPermissions failed (TimeoutError")
     assert await _warned(agent, UNKNOWN)

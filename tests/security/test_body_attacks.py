@@ -2,16 +2,22 @@
 
 One agent in jwt mode takes every attack with a valid token (auth comes first, so
 only a token holder reaches the body parser). Each hostile body must get its 4xx,
-never a 5xx, quickly; ``/healthz`` must keep answering, also while 100 clients
-dribble one byte a second. The last test posts a valid job with unknown fields,
-which the agent takes: unknown fields are ignored and only their names logged.
+never a 5xx, naming the bound it met (nesting, field count, size...), which is what
+shows the parser stopped there instead of working through the whole body; an oversize
+body is refused before it is sent. ``/healthz`` must keep answering, also while 100
+clients dribble their requests a byte at a time: it answers while every one of them is
+still open and unanswered. How long a refusal takes depends on the machine, so no test
+bounds it: ``bench/body_attacks.py`` measures it for every attack here against a 2 s
+target, and a hang is ended by pytest's timeout. The last test posts a valid job with
+unknown fields, which the agent takes: unknown fields are ignored and only their names
+logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
+import socket
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,8 +37,6 @@ RECEIVER = "/receiver_no_training/"
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data; boundary=b"
-QUICK = 2.0
-"""Seconds any refusal may take: parsing 1 MiB must never hold the receiver."""
 
 
 @dataclass
@@ -46,9 +50,8 @@ class Agent:
 
     async def post(
         self, body: bytes, content_type: str, **headers: str
-    ) -> tuple[int, dict[str, Any] | str, float]:
-        """POST raw bytes to the receiver: status, decoded answer, seconds taken."""
-        started = time.monotonic()
+    ) -> tuple[int, dict[str, Any] | str]:
+        """POST raw bytes to the receiver: status and decoded answer."""
         sent = {"Authorization": self.token, "Content-Type": content_type, **headers}
         async with (
             aiohttp.ClientSession() as session,
@@ -59,18 +62,16 @@ class Agent:
                 decoded: dict[str, Any] | str = json.loads(text)
             except ValueError:
                 decoded = text
-            return answer.status, decoded, time.monotonic() - started
+            return answer.status, decoded
 
-    async def healthz(self) -> float:
-        """Seconds /healthz took; asserts it answered ok."""
-        started = time.monotonic()
+    async def healthz(self) -> None:
+        """Asserts /healthz answered ok."""
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"{self.url}/healthz") as answer,
         ):
             assert answer.status == 200
             assert (await answer.json())["status"] == "ok"
-        return time.monotonic() - started
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -229,18 +230,17 @@ ATTACKS: dict[str, tuple[bytes, str, int, str]] = {
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-async def test_hostile_body_gets_its_4xx_quickly(agent: Agent, name: str) -> None:
-    """The answer names the problem, is a 4xx (never a 5xx) and comes within QUICK seconds."""
+async def test_hostile_body_gets_its_4xx(agent: Agent, name: str) -> None:
+    """The answer is a 4xx (never a 5xx) naming the bound or problem the parser met."""
     body, content_type, status, phrase = ATTACKS[name]
     assert len(body) <= LIMIT  # each attack fits the limit: the parser itself is under test
-    got, answer, seconds = await agent.post(body, content_type)
+    got, answer = await agent.post(body, content_type)
     assert got == status, answer
     assert phrase in json.dumps(answer), answer
-    assert seconds < QUICK
 
 
 async def _raw_answer(reader: asyncio.StreamReader) -> int:
-    status_line = await asyncio.wait_for(reader.readline(), QUICK)
+    status_line = await reader.readline()
     return int(status_line.split()[1])
 
 
@@ -263,7 +263,7 @@ def _head(agent: Agent, *lines: str) -> bytes:
 
 
 async def test_announced_oversize_is_413_before_any_body_byte(agent: Agent) -> None:
-    """Content-Length of 1 GB and no body sent: 413 at once, nothing is waited for."""
+    """Content-Length of 1 GB and no body sent: 413 though no body byte ever comes."""
     reader, writer = await _open(agent)
     try:
         writer.write(_head(agent, f"Content-Type: {JSON}", "Content-Length: 1073741824"))
@@ -292,37 +292,52 @@ async def test_gzip_bomb_is_cut_off_at_the_limit(agent: Agent) -> None:
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     bomb = b"".join(packer.compress(b" " * 10**6) for _ in range(100)) + packer.flush()
     assert len(bomb) < 200_000
-    status, _, seconds = await agent.post(bomb, JSON, **{"Content-Encoding": "gzip"})
-    assert status == 413
-    assert seconds < QUICK
+    status, answer = await agent.post(bomb, JSON, **{"Content-Encoding": "gzip"})
+    assert status == 413, answer
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/yaml", ""])
 async def test_other_content_types_are_415(agent: Agent, content_type: str) -> None:
     """Only JSON, urlencoded and multipart bodies are read."""
-    status, _, _ = await agent.post(b'{"ntd_transaction_id": "x"}', content_type)
+    status, _ = await agent.post(b'{"ntd_transaction_id": "x"}', content_type)
     assert status == 415
 
 
-async def test_healthz_answers_while_100_clients_dribble_a_byte_a_second(agent: Agent) -> None:
-    """100 connections sending one byte a second (head or body) do not hold the receiver."""
-    head = _head(agent, f"Content-Type: {JSON}", "Content-Length: 100000")
-    connections = [await _open(agent) for _ in range(100)]
+def _still_waiting(sock: socket.socket) -> bool:
+    """Whether the agent has neither answered nor closed this connection yet."""
     try:
-        for second in range(4):
-            for index, (_, writer) in enumerate(connections):
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    return False
+
+
+async def test_healthz_answers_while_100_clients_dribble(agent: Agent) -> None:
+    """100 connections sending a byte at a time (head or body) do not hold the receiver:
+    each round /healthz answers and a bad job gets its 400 while every one of them is still
+    open and unanswered."""
+    head = _head(agent, f"Content-Type: {JSON}", "Content-Length: 100000")
+    host, port = agent.url.removeprefix("http://").split(":")
+    connections: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.setblocking(False)
+            connections.append(sock)
+        for byte in range(4):
+            for index, sock in enumerate(connections):
                 # half dribble their request head, half their body after a complete head
-                if second == 0 and index % 2:
-                    writer.write(head)
+                if byte == 0 and index % 2:
+                    sock.sendall(head)
                 else:
-                    writer.write(head[second : second + 1] if index % 2 == 0 else b"{")
-            assert await agent.healthz() < 1.0
-            status, _, seconds = await agent.post(b"[]", JSON)
-            assert status == 400 and seconds < 1.0
-            await asyncio.sleep(1.0)
+                    sock.send(head[byte : byte + 1] if index % 2 == 0 else b"{")
+            await agent.healthz()
+            status, answer = await agent.post(b"[]", JSON)
+            assert status == 400, answer
+            assert all(_still_waiting(sock) for sock in connections)
     finally:
-        for _, writer in connections:
-            writer.close()
+        for sock in connections:
+            sock.close()
 
 
 async def test_no_fault_was_logged_and_the_agent_is_still_idle(agent: Agent) -> None:
@@ -343,7 +358,7 @@ async def test_unknown_fields_are_ignored_and_only_their_names_logged(agent: Age
     """A valid job with extra fields is taken; the names (not values) of the extras are logged."""
     job = agent.world.art.job_payload("body-unknown", base_url=agent.world.url("art"))
     job.update({"priority": "s3cr3t-value", "callback_url": "http://169.254.169.254/"})
-    status, answer, _ = await agent.post(json.dumps(job).encode(), JSON)
+    status, answer = await agent.post(json.dumps(job).encode(), JSON)
     assert (status, answer) == (200, {"status": "accepted", "ntd_transaction_id": "body-unknown"})
     logged = await agent.process.wait_for_log(
         lambda line: line.get("event") == "unknown_fields", timeout=5

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from notraining_agent.processors.base import Art, ProcessorContext
 from notraining_agent.processors.keypoints import enroll, index, process
 from notraining_agent.processors.keypoints.options import FEATURES_ENV, KeypointsOptions
 from notraining_testkit.emulators import artgen
+
+from tests.polling import fifo_reader_blocked, fifo_reader_blocked_sync
 
 JOB = JobSpec("ntd-1", None, "AR", "retail", "promo", "POP", None, ())
 
@@ -95,14 +99,31 @@ async def test_enrolls_a_package_and_flags_what_will_not_work(tmp_path: Path) ->
     assert not _keypoint_children()
 
 
-async def test_job_timeout_stops_the_workers(tmp_path: Path) -> None:
-    """A job_timeout (wait_for) ends the processor within seconds, leaving no worker alive."""
+async def test_job_timeout_stops_the_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job_timeout (the job cancelled when its deadline passes) ends the processor: the
+    worker blocked on an art dies of the SIGTERM it gets at once (not of the SIGKILL after
+    the grace), and no worker is left alive. The deadline passes once the worker is blocked
+    reading the art, whatever the time then."""
+    caplog.set_level(logging.INFO, logger="notraining_agent.processors.keypoints.worker")
     ctx = _context(tmp_path, {"a.png": artgen.generate_art(1), "stuck.png": None})
-    started = time.monotonic()
+    fifo = tmp_path / "arts" / "stuck.png"
+
+    async def expire_when_blocked(deadline: asyncio.Timeout) -> int:
+        write_end = await fifo_reader_blocked(fifo)
+        deadline.reschedule(asyncio.get_running_loop().time())
+        return write_end
+
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(process(ctx), timeout=1.5)
-    assert time.monotonic() - started < 4.0
+        async with asyncio.timeout(None) as deadline:
+            expiry = asyncio.create_task(expire_when_blocked(deadline))
+            await process(ctx)
+    os.close(await expiry)
     assert not _keypoint_children()
+    stopped = [m for m in caplog.messages if m.startswith("keypoints worker ")]
+    assert stopped
+    assert all(m.endswith(f"stopped (signal {signal.SIGTERM:d})") for m in stopped), stopped
 
 
 async def test_no_enrollable_art_fails_the_job(tmp_path: Path) -> None:
@@ -198,8 +219,9 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def _start_agent_like(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
-    """A process running the processor like the agent does, and its worker's pid."""
+def _start_agent_like(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int], int]:
+    """A process running the processor like the agent does, its worker's pid once that worker
+    is blocked reading its art (a FIFO), and the FIFO's write end that keeps it blocked."""
     stuck = tmp_path / "stuck.png"
     os.mkfifo(stuck)
     agent = subprocess.Popen(
@@ -208,30 +230,30 @@ def _start_agent_like(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while not (workers := _children_of(agent.pid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while not (workers := _children_of(agent.pid)) and agent.poll() is None:
+        time.sleep(0.05)
     assert workers, "the worker never started"
-    return agent, workers
+    return agent, workers, fifo_reader_blocked_sync(stuck)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
 def test_agent_signals_leave_no_worker_behind(tmp_path: Path, signal_name: str) -> None:
-    """SIGTERM (job cancelled) or even SIGKILL of the agent ends its worker within seconds."""
-    import signal  # noqa: PLC0415 - only this test sends signals
-
-    agent, workers = _start_agent_like(tmp_path)
+    """SIGTERM (job cancelled) or even SIGKILL of the agent ends its worker. The worker is
+    blocked reading a FIFO this test keeps open, so only the agent's end can end it; the test
+    waits for that with no time limit of its own (pytest's timeout ends a worker left behind)."""
+    agent, workers, write_end = _start_agent_like(tmp_path)
     try:
         agent.send_signal(getattr(signal, signal_name))
-        out, _ = agent.communicate(timeout=15)
+        out, _ = agent.communicate()
         if signal_name == "SIGTERM":
             assert agent.returncode == 0
             assert "cancelled" in out
-        deadline = time.monotonic() + 10
-        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_running(pid) for pid in workers)
+        else:
+            assert agent.returncode == -signal.SIGKILL
+        while any(_running(pid) for pid in workers):
+            time.sleep(0.05)
     finally:
+        os.close(write_end)
         if agent.poll() is None:
             agent.kill()
             agent.wait()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from notraining_agent.processors.keypoints import worker
 from notraining_agent.processors.keypoints.options import KeypointsOptions
 from notraining_agent.processors.keypoints.worker import run_stage, worker_count
 from notraining_testkit.emulators import artgen
+
+from tests.polling import fifo_reader_blocked, fifo_reader_blocked_sync
 
 
 def _plan(tmp_path: Path, arts: dict[str, Path]) -> Path:
@@ -42,6 +45,16 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def _stopped_by(caplog: pytest.LogCaptureFixture, pid: int) -> list[int]:
+    """The signals the worker log says child ``pid`` was stopped by."""
+    prefix = f"keypoints worker {pid} stopped (signal "
+    return [
+        int(message.removeprefix(prefix).rstrip(")"))
+        for message in caplog.messages
+        if message.startswith(prefix)
+    ]
+
+
 async def test_events_from_every_shard_reach_the_parent(tmp_path: Path) -> None:
     """Two children extract two arts each and every art's event arrives."""
     arts = {}
@@ -55,41 +68,51 @@ async def test_events_from_every_shard_reach_the_parent(tmp_path: Path) -> None:
     assert len(list((tmp_path / "work" / "features").iterdir())) == 4
 
 
-async def test_cancelling_the_stage_kills_the_children_at_once(tmp_path: Path) -> None:
-    """A cancelled stage returns within the grace, and its child process is gone."""
-    plan = _plan(tmp_path, {"stuck.png": _blocking_art(tmp_path)})
+async def test_cancelling_the_stage_kills_the_children_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cancelled stage's child, blocked reading its art, dies of the SIGTERM it gets at
+    once (not of the SIGKILL that would follow the grace), and is gone when the stage returns."""
+    caplog.set_level(logging.INFO, logger=worker.__name__)
+    fifo = _blocking_art(tmp_path)
+    plan = _plan(tmp_path, {"stuck.png": fifo})
     pids: list[int] = []
     task = asyncio.create_task(run_stage("extract", plan, 1, lambda e: None, on_spawn=pids.append))
-    await asyncio.sleep(1.0)  # the child is importing or blocked on the FIFO by now
-    assert len(pids) == 1
-    assert _alive(pids[0])
-    started = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert time.monotonic() - started < worker.TERMINATE_GRACE
+    write_end = await fifo_reader_blocked(fifo)
+    try:
+        assert len(pids) == 1
+        assert _alive(pids[0])
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        os.close(write_end)
     assert not _alive(pids[0])
+    assert _stopped_by(caplog, pids[0]) == [signal.SIGTERM]
 
 
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGKILL follows SIGTERM when the child does not die: nothing outlives the job."""
+    caplog.set_level(logging.INFO, logger=worker.__name__)
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)"
+        'print(\'{"event": "ready"}\', flush=True); time.sleep(60)'
     )
     monkeypatch.setattr(worker, "command", lambda *a: [sys.executable, "-c", stubborn])
     monkeypatch.setattr(worker, "TERMINATE_GRACE", 0.3)
+    ready = asyncio.Event()
     pids: list[int] = []
     task = asyncio.create_task(
-        run_stage("extract", tmp_path / "plan.json", 1, lambda e: None, on_spawn=pids.append)
+        run_stage("extract", tmp_path / "plan.json", 1, lambda e: ready.set(), on_spawn=pids.append)
     )
-    await asyncio.sleep(0.5)
+    await ready.wait()  # SIGTERM is ignored from here on
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 5)
+        await task
     assert not _alive(pids[0])
+    assert _stopped_by(caplog, pids[0]) == [signal.SIGKILL]
 
 
 async def test_a_failing_child_fails_the_stage_with_its_output(tmp_path: Path) -> None:
@@ -101,9 +124,11 @@ async def test_a_failing_child_fails_the_stage_with_its_output(tmp_path: Path) -
 
 
 async def test_one_failure_stops_the_other_children(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When shard 0 fails, shard 1 (still running) is stopped rather than left behind."""
+    """When shard 0 fails, shard 1 (still in its 60 s sleep) is stopped by SIGTERM rather
+    than waited for or left behind."""
+    caplog.set_level(logging.INFO, logger=worker.__name__)
 
     def fake(stage: str, plan: Path, shard: int, shards: int) -> list[str]:
         script = "import sys; sys.exit(3)" if shard == 0 else "import time; time.sleep(60)"
@@ -111,11 +136,10 @@ async def test_one_failure_stops_the_other_children(
 
     monkeypatch.setattr(worker, "command", fake)
     pids: list[int] = []
-    started = time.monotonic()
     with pytest.raises(ProcessorError, match="code 3"):
         await run_stage("check", tmp_path / "p.json", 2, lambda e: None, on_spawn=pids.append)
-    assert time.monotonic() - started < 10
     assert not any(_alive(pid) for pid in pids)
+    assert _stopped_by(caplog, pids[1]) == [signal.SIGTERM]
 
 
 async def test_foreign_stdout_lines_are_ignored(
@@ -130,8 +154,10 @@ async def test_foreign_stdout_lines_are_ignored(
 
 
 def test_child_exits_when_its_parent_goes(tmp_path: Path) -> None:
-    """Closing the child's stdin (what the parent's death does) makes it exit by itself."""
-    plan = _plan(tmp_path, {"stuck.png": _blocking_art(tmp_path)})
+    """Closing the child's stdin (what the parent's death does) makes it exit by itself,
+    even while it is blocked reading an art."""
+    fifo = _blocking_art(tmp_path)
+    plan = _plan(tmp_path, {"stuck.png": fifo})
     child = subprocess.Popen(
         worker.command("extract", plan, 0, 1),
         stdin=subprocess.PIPE,
@@ -139,13 +165,16 @@ def test_child_exits_when_its_parent_goes(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         env=worker.child_env(os.environ),
     )
+    write_end: int | None = None
     try:
-        time.sleep(1.0)
-        assert child.poll() is None  # blocked on the FIFO
+        write_end = fifo_reader_blocked_sync(fifo)
+        assert child.poll() is None  # blocked reading the FIFO
         assert child.stdin is not None
         child.stdin.close()
-        assert child.wait(timeout=10) == 70
+        assert child.wait() == 70
     finally:
+        if write_end is not None:
+            os.close(write_end)
         if child.poll() is None:
             child.kill()
             child.wait()
