@@ -104,6 +104,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/processor.py
 	$(BIN)/python bench/cost_guard.py
+	$(BIN)/python bench/body_attacks.py
 
 ## Coverage-guided fuzzing of the archive extractor, bounded in time (not run in CI).
 FUZZ_SECONDS ?= 120
