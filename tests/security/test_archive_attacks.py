@@ -19,7 +19,7 @@ from typing import IO
 import pytest
 import pytest_asyncio
 from notraining_agent.errors import InputRefusedError
-from notraining_agent.job import archive
+from notraining_agent.job import archive, unpack
 from notraining_testkit.emulators.suite import start_world
 
 from tests.security import zips
@@ -141,7 +141,7 @@ def _ratio_cap(zip_path: Path) -> int:
     """What one entry may inflate to (the ratio rule), plus the small PNG beside it."""
     with zipfile.ZipFile(zip_path) as opened:
         entry = opened.getinfo("zeros.png")
-    cap = max(archive.DEFAULT_MAX_RATIO * entry.compress_size, archive.RATIO_FLOOR_BYTES)
+    cap = max(archive.DEFAULT_MAX_RATIO * entry.compress_size, unpack.RATIO_FLOOR_BYTES)
     return cap + len(zips.PNG)
 
 
@@ -165,7 +165,7 @@ def test_disk_use_is_bounded_while_extracting(
     zip_path.write_bytes(build())
     dest = tmp_path / "job" / "input" / "zip"
     peak = [0]
-    real_write = archive._write
+    real_write = unpack._write  # both extraction threads write through it
 
     def measured(out: IO[bytes], chunk: bytes, name: str, info: zipfile.ZipInfo) -> None:
         real_write(out, chunk, name, info)
@@ -173,7 +173,7 @@ def test_disk_use_is_bounded_while_extracting(
         on_disk = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         peak[0] = max(peak[0], on_disk)
 
-    monkeypatch.setattr(archive, "_write", measured)
+    monkeypatch.setattr(unpack, "_write", measured)
     with pytest.raises(InputRefusedError, match="inflates"):
         archive.extract_zip(zip_path, dest, max_total_bytes=limit)
     assert 0 < peak[0] <= bound(zip_path)

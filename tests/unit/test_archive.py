@@ -13,9 +13,18 @@ from pathlib import Path
 
 import pytest
 from notraining_agent.errors import InputRefusedError
+from notraining_agent.job import unpack
 from notraining_agent.job.archive import DEFAULT_MAX_ENTRIES, extract_zip, extract_zip_in_thread
 
 BIG = 10**9
+
+
+@pytest.fixture(autouse=True, params=["one thread", "two threads"])
+def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every check holds whether the entries are written by one thread or split over two."""
+    if request.param == "two threads":
+        monkeypatch.setattr(unpack, "SPLIT_BYTES", 0)
+    return str(request.param)
 
 
 def make_zip(
@@ -282,3 +291,21 @@ def test_digests_are_taken_while_writing(tmp_path: Path) -> None:
     for path in files:
         content = path.read_bytes()
         assert digests[path] == (hashlib.sha256(content).hexdigest(), len(content))
+
+
+def test_corrupt_entry_in_either_share_is_the_error_reported(tmp_path: Path) -> None:
+    """Split over two threads, the damaged entry's refusal wins over the other share's stop."""
+    entries = [("big.png", bytes(range(256)) * 400), ("mid.png", bytes(range(256)) * 200)]
+    data = bytearray(make_zip([*entries, ("small.png", b"fine")]))
+    second = data.find(b"PK\x03\x04", 4)
+    data[second + 60 : second + 80] = bytes(20)
+    refused(tmp_path, bytes(data), "'mid.png' is corrupt or truncated")
+
+
+def test_files_come_back_in_archive_order(tmp_path: Path) -> None:
+    """However the shares were cut, the files are listed in the archive's order."""
+    sizes = [5, 300_000, 7, 200_000, 1, 100_000]
+    data = make_zip([(f"{i}.bin", bytes(size)) for i, size in enumerate(sizes)])
+    files = extract_zip(write(tmp_path, data), tmp_path / "out", max_total_bytes=BIG)
+    assert [p.name for p in files] == [f"{i}.bin" for i in range(len(sizes))]
+    assert [p.stat().st_size for p in files] == sizes

@@ -158,6 +158,64 @@ def test_not_yet_valid_is_refused() -> None:
     assert authenticator.check(sign(fresh(nbf=int(time.time()) + 10)))
 
 
+def test_a_verified_token_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second check of the same JWT skips PyJWT; a different one is decoded."""
+    authenticator = Authenticator(jwt_settings())
+    token = sign(fresh())
+    assert authenticator.check(token)
+    decoded: list[str] = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda t, *a, **k: decoded.append(t) or real(t, *a, **k))
+    assert authenticator.check(token)
+    assert authenticator.check(f"Bearer {token}")
+    assert decoded == []
+    other = sign(fresh(sub="other"))
+    assert authenticator.check(other)
+    assert decoded == [other]
+
+
+def test_a_verified_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remembered, a token is refused once ``exp`` + leeway passes, like PyJWT does."""
+    from notraining_agent.http import auth as auth_module  # noqa: PLC0415 - its clock
+
+    authenticator = Authenticator(jwt_settings())
+    now = time.time()
+    token = sign(fresh(exp=int(now) + 60))
+    assert authenticator.check(token)
+    monkeypatch.setattr(auth_module.time, "time", lambda: now + 60 + 29)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _FrozenDatetime(now + 60 + 29))
+    assert authenticator.check(token)
+    monkeypatch.setattr(auth_module.time, "time", lambda: now + 60 + 31)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _FrozenDatetime(now + 60 + 31))
+    assert not authenticator.check(token)
+    assert not authenticator.check(token)  # forgotten, and PyJWT refuses it too
+
+
+def test_a_verified_token_is_not_valid_before_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remembered token whose ``nbf`` lies ahead (clock stepped back) is checked again."""
+    from notraining_agent.http import auth as auth_module  # noqa: PLC0415 - its clock
+
+    authenticator = Authenticator(jwt_settings())
+    now = time.time()
+    token = sign(fresh(nbf=int(now) + 10))
+    assert authenticator.check(token)
+    monkeypatch.setattr(auth_module.time, "time", lambda: now - 60)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _FrozenDatetime(now - 60))
+    assert not authenticator.check(token)
+
+
+class _FrozenDatetime:
+    """Stands in for ``datetime`` in PyJWT's module: ``now()`` is a fixed instant."""
+
+    def __init__(self, timestamp: float) -> None:
+        self._timestamp = timestamp
+
+    def now(self, tz: Any = None) -> Any:
+        import datetime as real  # noqa: PLC0415
+
+        return real.datetime.fromtimestamp(self._timestamp, tz=tz)
+
+
 def test_missing_exp_is_refused_when_required() -> None:
     """Without ``exp`` a token is refused by default and accepted when not required."""
     token = sign({"sub": "saturno"})

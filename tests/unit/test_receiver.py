@@ -215,6 +215,32 @@ async def test_same_id_again_answers_its_state(
     assert await response.json() == {"status": "running", "ntd_transaction_id": "ntd-1"}
 
 
+async def test_a_reposted_body_is_not_parsed_again(
+    client: TestClient[Any, Any], desk: FakeDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accepted job's exact bytes skip decoding and validation; the desk still answers."""
+    from notraining_agent.http import receiver  # noqa: PLC0415 - to count its parses
+
+    body = json.dumps(JOB).encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    assert (await client.post(PATH, data=body, headers=headers)).status == 200
+    parsed: list[object] = []
+    real = receiver.parse_job
+    monkeypatch.setattr(receiver, "parse_job", lambda *a, **k: parsed.append(a) or real(*a, **k))
+    desk.jobs["ntd-1"] = JobState.RUNNING
+    again = await client.post(PATH, data=body, headers=headers)
+    assert await again.json() == {"status": "running", "ntd_transaction_id": "ntd-1"}
+    assert parsed == []
+    assert desk.offers[0][0] == desk.offers[1][0]
+    changed = json.dumps({**JOB, "country": "PE"}).encode()
+    assert (await client.post(PATH, data=changed, headers=headers)).status == 200
+    assert len(parsed) == 1
+    unauthenticated = await client.post(
+        PATH, data=body, headers={"Content-Type": "application/json"}
+    )
+    assert unauthenticated.status == 401
+
+
 async def test_jwt_mode_accepts_a_bearer_jwt(aiohttp_client: ClientFactory, desk: FakeDesk) -> None:
     """In jwt mode, ``Bearer <HS256 JWT>`` signed with jwt_secret is accepted."""
     config = settings(auth_mode="jwt", jwt_secret=Secret(JWT_SECRET))

@@ -31,6 +31,7 @@ from notraining_agent.config import Settings
 from notraining_agent.errors import InvalidJobError
 from notraining_agent.http.auth import Authenticator
 from notraining_agent.http.gate import trust, untrusted
+from notraining_agent.http.repost import RepostMemo
 from notraining_agent.http.server import RunningReceiver, start_receiver
 from notraining_agent.job.payload import decode_body, is_supported
 from notraining_agent.job.spec import parse_job
@@ -50,6 +51,7 @@ SETTINGS = web.AppKey("settings", Settings)
 METADATA_HOSTS: web.AppKey[frozenset[str]] = web.AppKey("metadata_hosts")
 BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("body_timeout")
 OPENAPI = web.AppKey("openapi", bytes)
+REPOSTS = web.AppKey("reposts", RepostMemo)
 NTD_ID: web.RequestKey[str] = web.RequestKey("ntd_transaction_id")
 REFUSAL: web.RequestKey[web.Response | None] = web.RequestKey("refusal")
 
@@ -186,14 +188,17 @@ async def receive_job(request: web.Request) -> web.Response:
         return refusal
     app = request.app
     fields: dict[str, object] | None = None
+    content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     try:
         body = await _read_body(request)
-        fields = decode_body(request.headers.get(hdrs.CONTENT_TYPE, ""), body)
-        spec = parse_job(
-            fields,
-            allowed_hosts=app[SETTINGS].allowed_url_hosts,
-            metadata_hosts=app[METADATA_HOSTS],
-        )
+        spec = app[REPOSTS].recall(content_type, body)
+        if spec is None:
+            fields = decode_body(content_type, body)
+            spec = parse_job(
+                fields,
+                allowed_hosts=app[SETTINGS].allowed_url_hosts,
+                metadata_hosts=app[METADATA_HOSTS],
+            )
     except _RefusedError as exc:
         return exc.response
     except InvalidJobError as exc:
@@ -201,7 +206,10 @@ async def receive_job(request: web.Request) -> web.Response:
             request[NTD_ID] = known
         return web.json_response({"errors": exc.errors}, status=400)
     request[NTD_ID] = spec.ntd_transaction_id
-    return _answer(await app[DESK].offer(spec, via="http"))
+    offer = await app[DESK].offer(spec, via="http")
+    if offer.outcome != "refused":  # this body is the held job's: its re-posts skip parsing
+        app[REPOSTS].remember(content_type, body, spec)
+    return _answer(offer)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -294,6 +302,7 @@ def build_app(
     app[SETTINGS] = settings
     app[METADATA_HOSTS] = metadata_hosts
     app[BODY_TIMEOUT_KEY] = body_timeout
+    app[REPOSTS] = RepostMemo()
     app[OPENAPI] = resources.files("notraining_agent.http").joinpath("openapi.json").read_bytes()
     app.router.add_post(RECEIVER_PATH, receive_job, expect_handler=_expect_continue)
     app.router.add_post(RECEIVER_PATH.rstrip("/"), receive_job, expect_handler=_expect_continue)

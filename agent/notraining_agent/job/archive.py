@@ -19,15 +19,14 @@ is removed. The checks on raw bytes (magic, end records, nested archives) are in
 :mod:`notraining_agent.job.zipscan`.
 
 Each file is hashed while it is written (``digests``), so the inventory never reads
-the extracted arts back (issue 12).
+the extracted arts back; the writing, on two threads for a big zip, is in
+:mod:`notraining_agent.job.unpack` (issue 12).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import lzma
 import os
 import re
 import shutil
@@ -36,21 +35,15 @@ import struct
 import threading
 import unicodedata
 import zipfile
-import zlib
 from pathlib import Path
-from typing import IO
 
-from notraining_agent.errors import JobError
-from notraining_agent.job.zipscan import count_entries, refuse_nested, refused, sniff
+from notraining_agent.job.unpack import READ_ERRORS, write_plan
+from notraining_agent.job.zipscan import count_entries, refused, sniff
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_RATIO = 100
-RATIO_FLOOR_BYTES = 1024 * 1024  # small files may compress well without being bombs
 MAX_NAME_BYTES = 1024
 MAX_PART_BYTES = 255
-# Measured (issue 12): 64 KiB reads cost least CPU; from 128 KiB on, each read's buffer
-# is a fresh mmap that the kernel must fault in, and 1 MiB reads cost 1.7x as much.
-CHUNK_BYTES = 64 * 1024
 STOP_WAIT_SECONDS = 10.0
 # Only these inflate in bounded steps: zipfile asks zlib for at most the bytes requested,
 # but hands bzip2 and LZMA the whole compressed read at once, so a 300-byte bzip2 entry
@@ -67,19 +60,6 @@ _FILE_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFSOCK: "a socket",
 }
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    lzma.LZMAError,
-    EOFError,
-    NotImplementedError,
-    RuntimeError,
-    ValueError,
-)
-
-
-class _StoppedError(Exception):
-    """The async caller was cancelled; the thread stops at the next chunk."""
 
 
 async def extract_zip_in_thread(
@@ -111,7 +91,7 @@ async def extract_zip_in_thread(
         stop.set()
         await asyncio.wait({task}, timeout=STOP_WAIT_SECONDS)
         if task.done() and not task.cancelled():
-            task.exception()  # retrieved: it is the expected _StoppedError
+            task.exception()  # retrieved: it is the expected StoppedError
         raise
 
 
@@ -135,16 +115,17 @@ def extract_zip(
         try:
             count_entries(raw, name, max_entries)
             archive = zipfile.ZipFile(raw)
-        except (*_READ_ERRORS, OSError) as exc:
+        except (*READ_ERRORS, OSError) as exc:
             raise refused(name, f"it is corrupt or truncated ({exc})") from exc
         dest_dir.mkdir(parents=True, exist_ok=True)
         try:
             with archive:
                 plan = _plan(archive, name, max_entries, os.fstat(raw.fileno()).st_size)
-                return _extract(
+                return write_plan(
                     archive,
+                    zip_path,
                     plan,
-                    dest_dir,
+                    dest_dir.resolve(),
                     name,
                     max_total_bytes=max_total_bytes,
                     max_ratio=max_ratio,
@@ -275,72 +256,3 @@ def _check_extents(infos: list[zipfile.ZipInfo], name: str, archive_size: int) -
                 f"entries {current.filename[:100]!r} and {following.filename[:100]!r} overlap "
                 "(a zip bomb trick)",
             )
-
-
-def _extract(
-    archive: zipfile.ZipFile,
-    plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]],
-    dest_dir: Path,
-    name: str,
-    *,
-    max_total_bytes: int,
-    max_ratio: int,
-    stop: threading.Event | None,
-    digests: dict[Path, tuple[str, int]] | None = None,
-) -> list[Path]:
-    written: list[Path] = []
-    total = 0
-    root = dest_dir.resolve()
-    for info, parts in plan:
-        target = root.joinpath(*parts)
-        if not target.is_relative_to(root):  # unreachable after _entry_parts; kept as a belt
-            raise refused(name, f"entry {info.filename[:200]!r} points outside the job folder")
-        limit = max(max_ratio * max(info.compress_size, 1), RATIO_FLOOR_BYTES)
-        entry_bytes = 0
-        hasher = hashlib.sha256() if digests is not None else None
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            raise JobError(f"zip_art {name}: cannot write {info.filename[:200]!r} ({exc})") from exc
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with archive.open(info) as source:
-                    while chunk := source.read(CHUNK_BYTES):
-                        if stop is not None and stop.is_set():
-                            raise _StoppedError
-                        if entry_bytes == 0:
-                            refuse_nested(chunk, name, info)
-                        entry_bytes += len(chunk)
-                        total += len(chunk)
-                        if total > max_total_bytes:
-                            raise refused(
-                                name, f"it inflates past {max_total_bytes} bytes (max total size)"
-                            )
-                        if entry_bytes > limit:
-                            raise refused(
-                                name,
-                                f"entry {info.filename[:200]!r} inflates more than {max_ratio} "
-                                "times its compressed size (a zip bomb)",
-                            )
-                        if hasher is not None:
-                            hasher.update(chunk)
-                        _write(out, chunk, name, info)
-            except (*_READ_ERRORS, OSError) as exc:
-                raise refused(
-                    name, f"entry {info.filename[:200]!r} is corrupt or truncated ({exc})"
-                ) from exc
-        written.append(target)
-        if digests is not None and hasher is not None:
-            digests[target] = (hasher.hexdigest(), entry_bytes)
-    return written
-
-
-def _write(out: IO[bytes], chunk: bytes, name: str, info: zipfile.ZipInfo) -> None:
-    try:
-        out.write(chunk)
-    except OSError as exc:
-        raise JobError(
-            f"zip_art {name}: cannot write {info.filename[:200]!r} ({exc.strerror}); "
-            "check free disk space"
-        ) from exc

@@ -9,11 +9,11 @@ skips the private-address refusal. Every byte counts against one budget shared b
 all downloads of the job, checked while streaming (Content-Length is only used to
 refuse early). Files land in ``dest_dir`` under a temporary name, then are renamed.
 
-Speed (issue 12): up to :data:`IN_FLIGHT` downloads at once, at most
-:data:`PER_HOST` of them to one host, since per-request latency, not bandwidth,
-bounds a job of many small files; the body is taken as the socket delivers it and
-written in :data:`FLUSH_BYTES` blocks off the loop, hashed in the same pass, so no
-file is read back. URLs whose digest nobody needs (the zip) are not hashed.
+Speed (issue 12): up to :data:`IN_FLIGHT` downloads at once, all of them to one
+host if the job's files live there (a package's arts usually do), since per-request
+latency, not bandwidth, bounds a job of many small files; the body is taken as the
+socket delivers it and written in :data:`FLUSH_BYTES` blocks off the loop, hashed in
+the same pass, so no file is read back. URLs whose digest nobody needs (the zip) are not hashed.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 FLUSH_BYTES = 256 * 1024  # per download in flight: bounds memory, amortises the thread hop
 IN_FLIGHT = 32
-PER_HOST = 16
+PER_HOST = 32
+"""Was 16: at 50 ms per request the bench's 51 files took 4 rounds, now 2 (issue 12). The
+memory bound is IN_FLIGHT's, unchanged."""
 USER_AGENT = "notraining-agent"
 
 FilesProgress = Callable[[int, int], None]
