@@ -364,10 +364,11 @@ def _report(
         "neighbours in O(log n); a "
         "descriptor votes for an art when it passes Lowe's ratio against the nearest *other* "
         "art (copies of one art, found by perceptual hash, count as one);",
-        "* only the 12 most-voted arts are verified (exact ratio test within the art, on the "
-        "photo descriptors that had it among their neighbours, then a MAGSAC homography and "
-        "checks of the quadrilateral and of how much of the art the inliers span), so "
-        "verification is constant per photo.",
+        "* only the 16 most-voted arts are verified (exact ratio test within the art, on the "
+        "photo descriptors that had it among their neighbours, then a MAGSAC homography, or "
+        "where it is implausible one among plausible placements only, two rounds of guided "
+        "matching, and checks of the quadrilateral and of how much of the art the inliers "
+        "span), so verification is constant per photo.",
         "",
         f"What {big['arts']} arts cost is memory and start-up, not latency: "
         f"{big['peak_mb'] - small['peak_mb']:.0f} MB more than {small['arts']} arts (64-d float32 "

@@ -18,8 +18,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from notraining_agent.processors.keypoints import ransac
 from notraining_agent.processors.keypoints.features import Features
 from notraining_agent.processors.keypoints.pairs import RatioPairs, guided, inside_art
+from notraining_agent.processors.keypoints.ransac import MAX_STRETCH, MIN_AREA_PX
 
 if TYPE_CHECKING:
     from notraining_agent.processors.keypoints.matcher import MatchParams
@@ -27,11 +29,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float32]
 AnyArray = npt.NDArray[Any]
 Homography = npt.NDArray[np.float64]
-
-MIN_AREA_PX = 24 * 24
-"""Smaller than this in the image and an art is not really readable: a spurious fit."""
-MAX_STRETCH = 5.0
-"""One side of the art scaled five times more than another is beyond any real perspective."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ class Verifier:
         found: list[Detection] = []
         rejected = 0
         while len(found) < self.params.max_copies and rejected <= self.params.max_rejected:
-            seed = self._fit(src, dst, self.params.min_seed)
+            seed = self._fit(src, dst, self.params.min_seed, outline=art.corners)
             if seed is None:
                 break
             seed_homography, seed_agreed = seed
@@ -174,10 +171,14 @@ class Verifier:
         return Detection(art.number, art.name, count, score, corners), homography
 
     def _fit(
-        self, src: FloatArray, dst: FloatArray, needed: int
+        self, src: FloatArray, dst: FloatArray, needed: int, *, outline: FloatArray | None = None
     ) -> tuple[Homography, npt.NDArray[np.bool_]] | None:
         """A MAGSAC homography from ``src`` to ``dst`` that at least ``needed`` matches agree
-        on, and which of them do."""
+        on, and which of them do.
+
+        With ``outline`` (seeds), a missing or implausible MAGSAC fit falls back to
+        ``ransac.fit``, which only lets plausible placements compete: on the storm sky a
+        folded fit of 13 chance matches outscored the right one of 12 and hid it."""
         if len(src) < needed:
             return None
         homography, mask = cv2.findHomography(
@@ -188,9 +189,19 @@ class Verifier:
             maxIters=2000,
             confidence=0.999,
         )
+        if outline is not None and (
+            homography is None or not _placed_well(cast(Homography, homography), outline)
+        ):
+            return ransac.fit(src, dst, outline, needed=needed, radius=self.params.ransac_px)
         if homography is None or mask is None or int(mask.sum()) < needed:
             return None
         return cast(Homography, homography), mask.ravel().astype(bool)
+
+
+def _placed_well(homography: Homography, outline: FloatArray) -> bool:
+    """Whether ``homography`` puts the art's ``outline`` on a plausible quadrilateral."""
+    corners = cv2.perspectiveTransform(outline.reshape(-1, 1, 2), homography).reshape(4, 2)
+    return _plausible(corners.astype(np.float32), outline)
 
 
 def _plausible(corners: FloatArray, original: FloatArray) -> bool:
