@@ -67,13 +67,16 @@ def test_deadman_deadline_comes_from_terraform(settings_outputs: Outputs) -> Non
 
 def test_deadman_is_armed_before_the_install(settings_outputs: Outputs) -> None:
     """runcmd enables both units (one reload), starts the timer, installs, then starts the
-    agent without blocking."""
+    agent without blocking; bytecode is compiled after that, at idle priority."""
     commands = [" ".join(c) for c in cloud_config(settings_outputs, "gcs_wheelhouse")["runcmd"]]
     assert commands == [
         "systemctl enable notraining-deadman.timer notraining-agent.service",
         "systemctl start notraining-deadman.timer",
         "sh -c /usr/local/sbin/notraining-agent-install || systemctl poweroff",
         "systemctl start --no-block notraining-agent.service",
+        "systemd-run --no-block --unit=notraining-precompile -p CPUSchedulingPolicy=idle"
+        " -p IOSchedulingClass=idle /opt/notraining-agent/bin/python -m compileall -q -j 0"
+        " /opt/notraining-agent/lib",
     ]
 
 
