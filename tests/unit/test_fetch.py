@@ -12,7 +12,8 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 from notraining_agent.errors import InputRefusedError
-from notraining_agent.job.fetch import MAX_REDIRECTS, Downloaded, download_all
+from notraining_agent.job.fetch import MAX_REDIRECTS, download_all
+from notraining_agent.job.transfer import Downloaded
 from notraining_testkit.emulators._server import RunningServer, serve, served
 from notraining_testkit.emulators.artgen import ArtPackage, generate_package
 from notraining_testkit.emulators.artserver import ArtServer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from notraining_agent.job.fetch import Downloaded
 from notraining_agent.job.inventory import build_inventory
+from notraining_agent.job.transfer import Downloaded
 
 ZIP_URL = "https://arts.example.com/p.zip?sig=secret"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +27,22 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from notraining_agent.errors import InputRefusedError, JobError
+from notraining_agent.errors import InputRefusedError
 from notraining_agent.job.gcs_download import TokenGetter, gcs_base, gcs_request
-from notraining_agent.job.partfile import PartFile
 from notraining_agent.job.paths import url_basename
+from notraining_agent.job.transfer import (
+    REDIRECTS,
+    ByteBudget,
+    Downloaded,
+    guarded_get,
+    save_body,
+)
 from notraining_agent.job.urlguard import FETCH_SCHEMES, GuardedResolver, static_refusal
-from notraining_agent.util.urls import error_text, scrub_urls, shown_url
+from notraining_agent.util.urls import shown_url
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-FLUSH_BYTES = 256 * 1024  # per download in flight: bounds memory, amortises the thread hop
 IN_FLIGHT = 32
 PER_HOST = 32
 """Was 16: at 50 ms per request the bench's 51 files took 4 rounds, now 2 (issue 12). The
@@ -47,42 +50,6 @@ memory bound is IN_FLIGHT's, unchanged."""
 USER_AGENT = "notraining-agent"
 
 FilesProgress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    """One downloaded URL: ``name`` is the sanitised basename (the art's name).
-
-    ``sha256`` is empty when the caller asked for no digest (``unhashed``).
-    """
-
-    url: str
-    name: str
-    path: Path
-    size: int
-    sha256: str
-
-
-class ByteBudget:
-    """All downloads of one job together may write at most ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    @property
-    def remaining(self) -> int:
-        """Bytes still allowed."""
-        return max(self.limit - self.used, 0)
-
-    def take(self, count: int, url: str) -> None:
-        """Count ``count`` more bytes of ``url``; InputRefusedError past the limit."""
-        self.used += count
-        if self.used > self.limit:
-            raise InputRefusedError(
-                f"download of {url} refused: the job's downloads passed max_download_bytes "
-                f"({self.limit} bytes); raise max_download_bytes or send smaller files"
-            )
 
 
 @dataclass
@@ -215,7 +182,7 @@ async def _fetch_http(
         if refused:
             where = shown if hop == 0 else f"{shown} (redirected to {shown_url(current)})"
             raise InputRefusedError(f"download of {where} refused: {refused}")
-        async with _guarded_get(session, current, shown) as response:
+        async with guarded_get(session, current, shown) as response:
             if response.status in REDIRECTS:
                 location = response.headers.get("Location")
                 if not location:
@@ -229,7 +196,14 @@ async def _fetch_http(
                         f"download of {shown} refused: it redirects to an invalid URL"
                     ) from None
                 continue
-            return await _save(response, url, target, job, hashed=hashed)
+            return await save_body(
+                response,
+                url,
+                target,
+                job.budget,
+                progress_interval=job.progress_interval,
+                hashed=hashed,
+            )
     raise InputRefusedError(
         f"download of {shown} refused: more than {MAX_REDIRECTS} redirects; link the file directly"
     )
@@ -244,114 +218,12 @@ async def _fetch_gs(
     if refused:
         raise InputRefusedError(f"download of {shown_url(url)} refused: {refused}")
     api, headers = await gcs_request(url, base=job.gcs_base, token=job.token)
-    async with _guarded_get(session, api, shown_url(url), headers) as response:
-        return await _save(response, url, target, job, hashed=hashed)
-
-
-class _guarded_get:  # noqa: N801 - used like a function: `async with _guarded_get(...)`
-    """A GET that turns every transport failure into InputRefusedError naming ``shown``.
-
-    ``shown`` is the URL already passed through :func:`shown_url` by the caller.
-    """
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        url: str | URL,
-        shown: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self._call = session.get(url, allow_redirects=False, headers=headers)
-        self._shown = shown
-        self._response: aiohttp.ClientResponse | None = None
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        try:
-            self._response = await self._call
-        except InputRefusedError as exc:
-            raise InputRefusedError(
-                f"download of {self._shown} refused: {scrub_urls(str(exc))}"
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, InputRefusedError):
-                raise InputRefusedError(
-                    f"download of {self._shown} refused: {scrub_urls(str(exc.os_error))}"
-                ) from exc
-            raise _failed(self._shown, exc) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _failed(self._shown, exc) from exc
-        if self._response.status not in REDIRECTS and self._response.status != 200:
-            status = self._response.status
-            self._response.release()
-            raise InputRefusedError(
-                f"download of {self._shown} failed: the server answered HTTP {status}; "
-                "check the URL and its access rights"
-            )
-        return self._response
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._response is not None:
-            self._response.release()
-
-
-def _failed(shown: str, exc: BaseException) -> InputRefusedError:
-    reason = "timed out" if isinstance(exc, TimeoutError) else error_text(exc)
-    return InputRefusedError(f"download of {shown} failed: {reason}; check the URL and retry")
-
-
-async def _save(
-    response: aiohttp.ClientResponse, url: str, target: Path, job: _Job, *, hashed: bool = True
-) -> Downloaded:
-    """Stream the body into ``target`` through a temporary file, counting every byte.
-
-    Chunks are taken as they arrive (``iter_any``), neither re-cut nor joined, and
-    handed to a thread in blocks of FLUSH_BYTES, which hashes and writes them in one
-    pass; a body of one block costs one thread hop in all (see :mod:`.partfile`).
-    """
-    shown = shown_url(url)
-    announced = response.content_length
-    if announced is not None and announced > job.budget.remaining:
-        raise InputRefusedError(
-            f"download of {shown} refused: it announces {announced} bytes, more than the "
-            f"{job.budget.remaining} left of max_download_bytes ({job.budget.limit})"
+    async with guarded_get(session, api, shown_url(url), headers) as response:
+        return await save_body(
+            response,
+            url,
+            target,
+            job.budget,
+            progress_interval=job.progress_interval,
+            hashed=hashed,
         )
-    part = PartFile(target, hashed=hashed)
-    size = pending_bytes = 0
-    pending: list[bytes] = []
-    last_log = time.monotonic()
-    try:
-        try:
-            async for chunk in response.content.iter_any():
-                job.budget.take(len(chunk), shown)
-                size += len(chunk)
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= FLUSH_BYTES:
-                    full, pending, pending_bytes = pending, [], 0
-                    await asyncio.to_thread(part.write, full)
-                if time.monotonic() - last_log >= job.progress_interval:
-                    last_log = time.monotonic()
-                    _log_progress(shown, size, announced)
-            await asyncio.to_thread(part.finish, pending)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failed(shown, exc) from exc
-        except OSError as exc:
-            raise JobError(
-                f"download of {shown} could not be written ({exc.strerror}); check free disk space"
-            ) from exc
-    except BaseException:
-        # Shielded: a second cancel while this waits must not drop the discard before
-        # the thread runs it (the file would stay open and the .part behind).
-        await asyncio.shield(asyncio.to_thread(part.discard))
-        raise
-    _log_progress(shown, size, announced)
-    return Downloaded(url=url, name=url_basename(url), path=target, size=size, sha256=part.sha256)
-
-
-def _log_progress(shown: str, size: int, total: int | None) -> None:
-    log.info(
-        "download %s: %d bytes",
-        shown,
-        size,
-        extra={"event": "download", "url": shown, "bytes": size, "total": total},
-    )

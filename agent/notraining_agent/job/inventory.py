@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from notraining_agent.job.fetch import Downloaded
 from notraining_agent.job.paths import safe_filename
+from notraining_agent.job.transfer import Downloaded
 from notraining_agent.processors.base import Art, Discrepancy
 from notraining_agent.util.urls import shown_url
 
