@@ -74,9 +74,10 @@ def test_deadman_is_armed_before_the_install(settings_outputs: Outputs) -> None:
         "systemctl start notraining-deadman.timer",
         "sh -c /usr/local/sbin/notraining-agent-install || systemctl poweroff",
         "systemctl start --no-block notraining-agent.service",
-        "systemd-run --no-block --unit=notraining-precompile -p CPUSchedulingPolicy=idle"
-        " -p IOSchedulingClass=idle /opt/notraining-agent/bin/python -m compileall -q -j 0"
-        " /opt/notraining-agent/lib",
+        "sh -c exec systemd-run --no-block --unit=notraining-precompile"
+        " -p CPUSchedulingPolicy=idle -p IOSchedulingClass=idle"
+        " /opt/notraining-agent/bin/python -m compileall -q -j 0"
+        " /opt/notraining-agent/lib/python3*/site-packages/google /opt/notraining-agent/lib",
     ]
 
 
