@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,3 +47,12 @@ def fifo_reader_blocked_sync(fifo: Path) -> int:
     while (write_end := fifo_write_end(fifo)) is None:
         time.sleep(0.02)
     return write_end
+
+
+def still_waiting(sock: socket.socket) -> bool:
+    """Whether the server has neither answered nor closed this (non-blocking) socket yet."""
+    try:
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    return False

@@ -28,6 +28,7 @@ import pytest
 import pytest_asyncio
 from notraining_testkit.emulators.suite import AgentProcess, World, start_world
 
+from tests.polling import still_waiting
 from tests.security.harness import JOB_TIMEOUT, boot_agent, saturno_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -303,15 +304,6 @@ async def test_other_content_types_are_415(agent: Agent, content_type: str) -> N
     assert status == 415
 
 
-def _still_waiting(sock: socket.socket) -> bool:
-    """Whether the agent has neither answered nor closed this connection yet."""
-    try:
-        sock.recv(1)
-    except BlockingIOError:
-        return True
-    return False
-
-
 async def test_healthz_answers_while_100_clients_dribble(agent: Agent) -> None:
     """100 connections sending a byte at a time (head or body) do not hold the receiver:
     each round /healthz answers and a bad job gets its 400 while every one of them is still
@@ -334,7 +326,7 @@ async def test_healthz_answers_while_100_clients_dribble(agent: Agent) -> None:
             await agent.healthz()
             status, answer = await agent.post(b"[]", JSON)
             assert status == 400, answer
-            assert all(_still_waiting(sock) for sock in connections)
+            assert all(still_waiting(sock) for sock in connections)
     finally:
         for sock in connections:
             sock.close()

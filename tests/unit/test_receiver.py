@@ -24,6 +24,8 @@ from notraining_agent.http.receiver import RunningReceiver, build_app, start_rec
 from notraining_agent.job.spec import JobSpec
 from notraining_agent.life.states import AgentState, JobState, Offer
 
+from tests.polling import still_waiting
+
 TOKEN = "Hq3Lx8Vz1Rt6Yw0Pn5Mc2Kb7Jf4Gd9Sa-static"
 JWT_SECRET = "k7Qy2v9Lr0XwTz4NcM8bHs1JdF6gPa3E-test-secret"
 LIMIT = 4096
@@ -611,15 +613,6 @@ async def test_slow_request_head_is_dropped(desk: FakeDesk) -> None:
         await running.close()
 
 
-def _still_waiting(sock: socket.socket) -> bool:
-    """Whether the receiver has neither answered nor closed this connection yet."""
-    try:
-        sock.recv(1)
-    except BlockingIOError:
-        return True
-    return False
-
-
 async def test_healthz_answers_while_100_slow_clients_dribble(served: RunningReceiver) -> None:
     """100 connections dribbling their request heads a byte at a time do not stop /healthz:
     each round it answers while every one of them is still open and unanswered."""
@@ -637,7 +630,7 @@ async def test_healthz_answers_while_100_slow_clients_dribble(served: RunningRec
                 async with session.get(f"http://127.0.0.1:{served.port}/healthz") as response:
                     assert response.status == 200
                     assert (await response.json())["status"] == "ok"
-                assert all(_still_waiting(sock) for sock in sockets)
+                assert all(still_waiting(sock) for sock in sockets)
     finally:
         for sock in sockets:
             sock.close()

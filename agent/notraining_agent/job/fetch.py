@@ -62,6 +62,19 @@ class _Job:
     progress_interval: float
     unhashed: frozenset[int] = frozenset()
 
+    async def save(
+        self, response: aiohttp.ClientResponse, url: str, target: Path, *, hashed: bool
+    ) -> Downloaded:
+        """Stream ``response`` into ``target`` against this job's budget."""
+        return await save_body(
+            response,
+            url,
+            target,
+            self.budget,
+            progress_interval=self.progress_interval,
+            hashed=hashed,
+        )
+
 
 async def download_all(
     urls: Sequence[str],
@@ -196,14 +209,7 @@ async def _fetch_http(
                         f"download of {shown} refused: it redirects to an invalid URL"
                     ) from None
                 continue
-            return await save_body(
-                response,
-                url,
-                target,
-                job.budget,
-                progress_interval=job.progress_interval,
-                hashed=hashed,
-            )
+            return await job.save(response, url, target, hashed=hashed)
     raise InputRefusedError(
         f"download of {shown} refused: more than {MAX_REDIRECTS} redirects; link the file directly"
     )
@@ -219,11 +225,4 @@ async def _fetch_gs(
         raise InputRefusedError(f"download of {shown_url(url)} refused: {refused}")
     api, headers = await gcs_request(url, base=job.gcs_base, token=job.token)
     async with guarded_get(session, api, shown_url(url), headers) as response:
-        return await save_body(
-            response,
-            url,
-            target,
-            job.budget,
-            progress_interval=job.progress_interval,
-            hashed=hashed,
-        )
+        return await job.save(response, url, target, hashed=hashed)
