@@ -21,7 +21,6 @@ import numpy.typing as npt
 from notraining_agent.processors.keypoints import ransac
 from notraining_agent.processors.keypoints.features import Features
 from notraining_agent.processors.keypoints.pairs import RatioPairs, guided, inside_art
-from notraining_agent.processors.keypoints.ransac import MAX_STRETCH, MIN_AREA_PX
 
 if TYPE_CHECKING:
     from notraining_agent.processors.keypoints.matcher import MatchParams
@@ -205,14 +204,9 @@ def _placed_well(homography: Homography, outline: FloatArray) -> bool:
 
 
 def _plausible(corners: FloatArray, original: FloatArray) -> bool:
-    """A printed art seen by a camera: a convex, unflipped, not degenerate quadrilateral."""
-    corners = np.asarray(corners, dtype=np.float32)
-    edges = np.roll(corners, -1, axis=0) - corners
-    following = np.roll(edges, -1, axis=0)
-    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
-    if not (turns > 0).all() or abs(float(cv2.contourArea(corners))) < MIN_AREA_PX:
-        return False
-    sides = np.linalg.norm(edges, axis=1)
-    original_sides = np.linalg.norm(np.roll(original, -1, axis=0) - original, axis=1)
-    stretch = sides / np.maximum(original_sides, 1e-6)
-    return bool(stretch.max() / max(float(stretch.min()), 1e-6) < MAX_STRETCH)
+    """A printed art seen by a camera: a convex, unflipped, not degenerate quadrilateral
+    (the same test :func:`ransac.plausible` applies to every sampled model)."""
+    outline = np.asarray(original, dtype=np.float64)
+    sides = np.linalg.norm(np.roll(outline, -1, axis=0) - outline, axis=1)
+    placed = np.asarray(corners, dtype=np.float64)[None]
+    return bool(ransac.plausible(placed, sides)[0])
