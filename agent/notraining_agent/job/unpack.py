@@ -111,7 +111,7 @@ def write_plan(
     helper = threading.Thread(target=other, name="unzip-share", daemon=True)
     helper.start()
     try:
-        written = _write_share(archive, first, shared)
+        _write_share(archive, first, shared)
     except BaseException as exc:
         shared.failed.set()
         helper.join()
@@ -123,9 +123,8 @@ def write_plan(
     (result,) = outcome
     if isinstance(result, BaseException):
         raise result
-    order = {info.filename: i for i, (info, _) in enumerate(plan)}
-    paired = list(zip(first, written, strict=True)) + list(zip(second, result, strict=True))
-    return [path for _, path in sorted(paired, key=lambda item: order[item[0][0].filename])]
+    # Both shares wrote every entry, each where the plan puts it.
+    return [root.joinpath(*parts) for _, parts in plan]
 
 
 def _halves(plan: Plan) -> tuple[Plan, Plan]:
@@ -136,8 +135,7 @@ def _halves(plan: Plan) -> tuple[Plan, Plan]:
         lighter = 0 if sizes[0] <= sizes[1] else 1
         shares[lighter].append(item)
         sizes[lighter] += item[0].file_size
-    offsets = {id(info): info.header_offset for info, _ in plan}
-    first, second = (sorted(share, key=lambda item: offsets[id(item[0])]) for share in shares)
+    first, second = (sorted(share, key=lambda item: item[0].header_offset) for share in shares)
     return first, second
 
 
