@@ -92,7 +92,6 @@ class Lifecycle:
     def __init__(self, parts: Collaborators, record: AgentRecord) -> None:
         self._p = parts
         self._settings = parts.settings
-        self._record = record
         self._ledger = Ledger(
             record,
             store=parts.store,
@@ -107,6 +106,11 @@ class Lifecycle:
         self._end_delivered = asyncio.Event()
         self._publisher = StatePublisher(parts.notifier, parts.metadata)
         self._ready_since = parts.clock.wall()
+
+    @property
+    def _record(self) -> AgentRecord:
+        """The record the ledger saves: one object, so nothing here can drift from it."""
+        return self._ledger.record
 
     # -- the receiver's desk -------------------------------------------------
 
@@ -195,10 +199,7 @@ class Lifecycle:
         """
         if self._end_delivered.is_set():
             return
-        if not self._preempted.is_set() and not (
-            self._p.metadata is not None
-            and await ask_preempted(self._p.metadata, timeout=PREEMPTED_ASK_TIMEOUT)
-        ):
+        if not self._preempted.is_set() and not await self._asks_preempted():
             return
         log.info(
             "SIGTERM on a preempted VM: sending the preempted report first (at most %.0f s)",
@@ -210,6 +211,10 @@ class Lifecycle:
             await asyncio.wait_for(self._end_delivered.wait(), window)
         except TimeoutError:
             log.warning("the preempted report was not delivered within %.0f s", window)
+
+    async def _asks_preempted(self) -> bool:
+        metadata = self._p.metadata
+        return metadata is not None and await ask_preempted(metadata, timeout=PREEMPTED_ASK_TIMEOUT)
 
     async def _live(self) -> None:
         """From boot to the moment an end report exists (and is saved)."""
