@@ -6,7 +6,8 @@ of business logic lives in the module named for it; this one only connects them.
 
 What only a job needs (the downloader, the extractor, the inventory) is imported
 after the boot report is delivered, in a thread, so start-up pays only for what
-the receiver and the boot report use (issue 12).
+the receiver and the boot report use (issue 12); the same thread rehearses the
+accept path (:mod:`.warmup`), so the job's POST does not pay for a first run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from notraining_agent.life.lifecycle import Collaborators, Lifecycle
 from notraining_agent.life.saturno import SaturnoClient
 from notraining_agent.life.startup import load
 from notraining_agent.life.store import StateStore
+from notraining_agent.life.warmup import JOB_MODULE, prepare_for_job
 from notraining_agent.processors import load_processor
 from notraining_agent.util.retry import Clock
 from notraining_agent.util.tlsdefer import cas_loaded
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
     from notraining_agent.job.runner import JobOutcome
     from notraining_agent.job.spec import JobSpec
     from notraining_agent.processors.base import Processor
-
-JOB_MODULE = "notraining_agent.job.runner"
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ async def run(
                     tokens.token if tokens is not None else None,
                     environ.get("STORAGE_EMULATOR_HOST"),
                 ),
-                warm_up=functools.partial(asyncio.to_thread, importlib.import_module, JOB_MODULE),
+                warm_up=functools.partial(
+                    asyncio.to_thread, prepare_for_job, settings.allowed_url_hosts, metadata_hosts
+                ),
                 stop_vm=functools.partial(
                     stop_vm,
                     settings,
