@@ -9,10 +9,13 @@ from pathlib import Path
 SCRIPT = """
 import logging, sys
 from notraining_agent import logs
+from notraining_agent.config import Secret, Settings
+from notraining_agent.http.auth import Authenticator
 from notraining_agent.life.warmup import JOB_MODULE, prepare_for_job
 logs.setup(logging.DEBUG)
 assert JOB_MODULE not in sys.modules, "the job's modules were loaded before the warm-up"
-prepare_for_job(frozenset(), frozenset({"metadata.test"}))
+settings = Settings(auth_mode="jwt", jwt_secret=Secret("k7Qy2v9Lr0XwTz4NcM8bHs1JdF6gPa3E-test"))
+prepare_for_job(Authenticator(settings), frozenset(), frozenset({"metadata.test"}))
 assert JOB_MODULE in sys.modules, "the warm-up did not load the job's modules"
 """
 

@@ -66,6 +66,7 @@ async def run(
         clock = Clock()
         # The guard always refuses GCE's own names; add whatever GCE_METADATA_HOST names.
         metadata_hosts = metadata_hosts_from_env(environ)
+        authenticator = Authenticator(settings)
         boot = BootProbe(settings, instance, start.metadata, tokens, session, settings.port)
         lifecycle = Lifecycle(
             Collaborators(
@@ -86,7 +87,11 @@ async def run(
                     environ.get("STORAGE_EMULATOR_HOST"),
                 ),
                 warm_up=functools.partial(
-                    asyncio.to_thread, prepare_for_job, settings.allowed_url_hosts, metadata_hosts
+                    asyncio.to_thread,
+                    prepare_for_job,
+                    authenticator,
+                    settings.allowed_url_hosts,
+                    metadata_hosts,
                 ),
                 stop_vm=functools.partial(
                     stop_vm,
@@ -104,7 +109,7 @@ async def run(
         )
         app = build_app(
             desk=lifecycle,
-            authenticator=Authenticator(settings),
+            authenticator=authenticator,
             settings=settings,
             metadata_hosts=metadata_hosts,
         )

@@ -4,9 +4,10 @@ Saturno posts one job per VM, so accepting it is always the process's first run 
 that code, and the POST waited for what a first run costs: the job's modules were
 imported then, CPython runs a function's bytecode unspecialised (slower) until it has
 run a few times, and yarl's and re's caches start empty. Once the boot report is out,
-the daemon calls :func:`prepare_for_job` in a thread: it imports the job's modules and
-accepts a sample job a few times on paper (decoded, parsed with the SSRF rules, its
-state record encoded), writing nothing and logging nothing.
+the daemon calls :func:`prepare_for_job` in a thread: it imports the job's modules,
+verifies a throwaway token (see :meth:`Authenticator.rehearse`) and accepts a sample job
+a few times on paper (decoded, parsed with the SSRF rules, its state record encoded),
+writing nothing and logging nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 
+from notraining_agent.http.auth import Authenticator
 from notraining_agent.job.payload import JSON, decode_body
 from notraining_agent.job.spec import parse_job
 from notraining_agent.life.states import JobState
@@ -37,10 +39,13 @@ _SAMPLE = json.dumps(
 ).encode()
 
 
-def prepare_for_job(allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]) -> None:
+def prepare_for_job(
+    authenticator: Authenticator, allowed_hosts: frozenset[str], metadata_hosts: frozenset[str]
+) -> None:
     """Import the job's modules and rehearse accepting a job; blocks, so call it in a thread."""
     importlib.import_module(JOB_MODULE)
     for _ in range(REHEARSALS):
+        authenticator.rehearse()
         spec = parse_job(
             decode_body(JSON, _SAMPLE), allowed_hosts=allowed_hosts, metadata_hosts=metadata_hosts
         )
