@@ -12,8 +12,10 @@ most ``LINGERING_SECONDS`` before the connection is closed. Bodies are counted
 after aiohttp's transparent decompression, so a gzip bomb is cut off at the limit.
 Connections are capped and an unauthenticated one carries a single request with a
 bounded head (:mod:`notraining_agent.http.gate`); a valid token marks its connection.
-How the application is served (runner, head timeout, lingering, log filter) is in
-:mod:`notraining_agent.http.server`; ``start_receiver`` is re-exported here.
+What a request must pass before its body is read is in
+:mod:`notraining_agent.http.admission`; how the application is served (runner, head
+timeout, lingering, log filter) is in :mod:`notraining_agent.http.server`;
+``start_receiver`` is re-exported here.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ from aiohttp import hdrs, web
 
 from notraining_agent.config import Settings
 from notraining_agent.errors import InvalidJobError
+from notraining_agent.http.admission import (
+    AUTHENTICATOR,
+    BODY_TIMEOUT_KEY,
+    SETTINGS,
+    RefusedError,
+    authorised,
+    error_response,
+    expect_continue,
+    read_body,
+    refuse_before_reading,
+    unauthorised,
+)
 from notraining_agent.http.auth import Authenticator
-from notraining_agent.http.gate import trust, untrusted
+from notraining_agent.http.gate import untrusted
 from notraining_agent.http.repost import RepostMemo
 from notraining_agent.http.server import RunningReceiver, start_receiver
-from notraining_agent.job.payload import decode_body, is_supported
+from notraining_agent.job.payload import decode_body
 from notraining_agent.job.spec import parse_job
 from notraining_agent.life.states import JobDesk, JobState, Offer
 
@@ -46,98 +60,12 @@ BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive; 1 MiB needs far less on any real link."""
 
 DESK: web.AppKey[JobDesk] = web.AppKey("desk")
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
-SETTINGS = web.AppKey("settings", Settings)
 METADATA_HOSTS: web.AppKey[frozenset[str]] = web.AppKey("metadata_hosts")
-BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("body_timeout")
 OPENAPI = web.AppKey("openapi", bytes)
 REPOSTS = web.AppKey("reposts", RepostMemo)
 NTD_ID: web.RequestKey[str] = web.RequestKey("ntd_transaction_id")
-REFUSAL: web.RequestKey[web.Response | None] = web.RequestKey("refusal")
 
 _dumps = functools.partial(json.dumps, default=str)
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
-
-
-def _unauthorised() -> web.Response:
-    return _error(
-        401,
-        "missing or invalid token; send Authorization: <token> or Bearer <token>",
-        **{hdrs.WWW_AUTHENTICATE: "Bearer"},
-    )
-
-
-class _RefusedError(Exception):
-    """Carries the answer for a body that cannot be read (too big, too slow, malformed)."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _too_large(limit: int) -> web.Response:
-    response = _error(413, f"request body is over max_body_bytes ({limit} bytes); send less")
-    response.force_close()  # the rest of the body is never read into memory
-    return response
-
-
-def _authorised(request: web.Request) -> bool:
-    """The token check; a connection that passes it is trusted from then on (see gate)."""
-    if not request.app[AUTHENTICATOR].check(request.headers.get(hdrs.AUTHORIZATION)):
-        return False
-    trust(request)
-    return True
-
-
-def _refuse_before_reading(request: web.Request) -> web.Response | None:
-    """Auth, then content type, then the announced size: all decided on headers alone.
-
-    Decided once per request: the ``Expect: 100-continue`` handler decides first.
-    """
-    if REFUSAL in request:
-        return request[REFUSAL]
-    request[REFUSAL] = _refusal_on_headers(request)
-    return request[REFUSAL]
-
-
-def _refusal_on_headers(request: web.Request) -> web.Response | None:
-    app = request.app
-    if not _authorised(request):
-        return _unauthorised()
-    if not is_supported(request.headers.get(hdrs.CONTENT_TYPE, "")):
-        return _error(
-            415,
-            "send application/json, application/x-www-form-urlencoded or multipart/form-data",
-        )
-    limit = app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
-    return None
-
-
-async def _read_body(request: web.Request) -> bytes:
-    """The body, read chunk by chunk, cut off as soon as it passes ``max_body_bytes``."""
-    limit = request.app[SETTINGS].max_body_bytes
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(request.app[BODY_TIMEOUT_KEY]):
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > limit:
-                    raise _RefusedError(_too_large(limit))
-                chunks.append(chunk)
-    except TimeoutError:
-        response = _error(408, "the request body arrived too slowly; send it at once")
-        response.force_close()
-        raise _RefusedError(response) from None
-    except web.RequestPayloadError as exc:
-        body = {"errors": {"body": f"unreadable body ({exc}); send a well-formed request"}}
-        raise _RefusedError(web.json_response(body, status=400)) from None
-    return b"".join(chunks)
 
 
 def _answer(offer: Offer) -> web.Response:
@@ -165,32 +93,16 @@ def _known_id(fields: dict[str, object] | None) -> str | None:
     return None
 
 
-async def _expect_continue(request: web.Request) -> web.Response | None:
-    """``Expect: 100-continue``: ask for the body only when the headers pass every check.
-
-    aiohttp's default sends ``100 Continue`` before the handler runs, inviting a body
-    that auth or size would refuse. A refusal is left for :func:`receive_job` to answer
-    (and the request to be logged like any other).
-    """
-    expect = request.headers.get(hdrs.EXPECT, "")
-    if expect.lower() != "100-continue":
-        return _error(417, "only Expect: 100-continue is understood; send no other Expect")
-    if _refuse_before_reading(request) is None and request.version >= (1, 1):
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # as aiohttp's own handler: the answer is still to come
-    return None
-
-
 async def receive_job(request: web.Request) -> web.Response:
     """``POST /receiver_no_training/``: take, recognise or refuse a job."""
-    refusal = _refuse_before_reading(request)
+    refusal = refuse_before_reading(request)
     if refusal is not None:
         return refusal
     app = request.app
     fields: dict[str, object] | None = None
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     try:
-        body = await _read_body(request)
+        body = await read_body(request)
         spec = app[REPOSTS].recall(content_type, body)
         if spec is None:
             fields = decode_body(content_type, body)
@@ -199,7 +111,7 @@ async def receive_job(request: web.Request) -> web.Response:
                 allowed_hosts=app[SETTINGS].allowed_url_hosts,
                 metadata_hosts=app[METADATA_HOSTS],
             )
-    except _RefusedError as exc:
+    except RefusedError as exc:
         return exc.response
     except InvalidJobError as exc:
         if (known := _known_id(fields)) is not None:
@@ -219,8 +131,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """``GET /status``: the agent state and the current job, for holders of the token."""
-    if not _authorised(request):
-        return _unauthorised()
+    if not authorised(request):
+        return unauthorised()
     return web.json_response(dict(request.app[DESK].status()), dumps=_dumps)
 
 
@@ -256,7 +168,7 @@ async def _outcomes(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("receiver fault on %s %s", request.method, shown_path(request.path))
-        response = _error(500, "internal error in the agent; see its log")
+        response = error_response(500, "internal error in the agent; see its log")
     if untrusted(request):
         response.force_close()  # one request per connection until a valid token is shown
     _log_outcome(request, response.status, started, loop.time())
@@ -304,8 +216,8 @@ def build_app(
     app[BODY_TIMEOUT_KEY] = body_timeout
     app[REPOSTS] = RepostMemo()
     app[OPENAPI] = resources.files("notraining_agent.http").joinpath("openapi.json").read_bytes()
-    app.router.add_post(RECEIVER_PATH, receive_job, expect_handler=_expect_continue)
-    app.router.add_post(RECEIVER_PATH.rstrip("/"), receive_job, expect_handler=_expect_continue)
+    app.router.add_post(RECEIVER_PATH, receive_job, expect_handler=expect_continue)
+    app.router.add_post(RECEIVER_PATH.rstrip("/"), receive_job, expect_handler=expect_continue)
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/status", status, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
