@@ -173,7 +173,6 @@ def run_check(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None
             gray,
             seed=zlib.crc32(art["name"].encode("utf-8")),
             conditions=options.conditions,
-            max_side=options.max_side,
         )
         emit(
             {
