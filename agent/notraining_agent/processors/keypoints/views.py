@@ -41,9 +41,9 @@ MARGIN = 0.05
 MIN_MARGIN = 10.0
 """Shelf around the art in a view (fraction of its long side, at least this many pixels):
 enough for keypoints on the art's edges and some clutter to confuse the match."""
-MIN_VIEW_FEATURES = 500
+MIN_VIEW_FEATURES = 400
 """Features of a view: the art at 300 pixels has about 650 keypoints at SIFT_CONTRAST;
-the strongest 500 find it as often as 800 did, and each one costs a search."""
+the strongest 400 find it about as often as 800 did, and each one costs a search."""
 VIEW_PHOTO_FEATURES = 4000
 """Features of a full 1600x1200 view. Real photos keep all their ~6,000 keypoints
 (DEFAULT_PHOTO_FEATURES) for soft posters; the generated views stay at 4,000, which
