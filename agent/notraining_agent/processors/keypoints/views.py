@@ -46,9 +46,9 @@ MIN_VIEW_FEATURES = 400
 """Features of a view: the art at 300 pixels has about 650 keypoints at SIFT_CONTRAST;
 the strongest 400 find it about as often as 800 did, and each one costs a search."""
 VIEW_PHOTO_FEATURES = 4000
-"""Features of a full 1600x1200 view. Real photos keep all their ~6,000 keypoints
-(DEFAULT_PHOTO_FEATURES) for soft posters; the generated views stay at 4,000, which
-keeps the check at its former cost (with 8,000 it took twice the CPU per art)."""
+"""Features a full 1600x1200 view would get (real photos keep all their ~6,000 keypoints,
+DEFAULT_PHOTO_FEATURES); pro rata, a view cropped to the art (about 0.1 MP) gets fewer
+than MIN_VIEW_FEATURES, so in practice every view gets that floor."""
 PLACEMENT_TOLERANCE = 0.1
 """A detection counts as right when its corners are, on average, within this fraction of
 the art's long side from where the art was pasted."""
