@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from notraining_agent.processors.keypoints.features import Gray, decode_gray, normalise
@@ -9,6 +10,8 @@ from notraining_agent.processors.keypoints.matcher import Matcher
 from notraining_agent.processors.keypoints.options import CONDITIONS, KeypointsOptions
 from notraining_agent.processors.keypoints.stages import index_from_images
 from notraining_agent.processors.keypoints.views import (
+    MIN_MARGIN,
+    MIN_VIEW_FEATURES,
     VIEW_PHOTO_FEATURES,
     check_art,
     make_view,
@@ -23,15 +26,16 @@ def _art(seed: int) -> Gray:
 
 @pytest.mark.parametrize("condition", CONDITIONS)
 def test_each_condition_makes_a_photo_with_the_art_inside(condition: str) -> None:
-    """Every view is a grey image at least 640x480 with the art's corners inside it."""
+    """Every view is a grey image of the art on a strip of shelf: its corners inside, away
+    from the border, and the art filling most of the frame (the rest is clutter)."""
     view = make_view(_art(1), condition, seed=5)
     height, width = view.image.shape
     assert view.condition == condition
-    assert width >= 640
-    assert height >= 480
-    assert (view.corners >= 0).all()
-    assert (view.corners[:, 0] <= width).all()
-    assert (view.corners[:, 1] <= height).all()
+    assert (view.corners >= MIN_MARGIN - 1).all()
+    assert (view.corners[:, 0] <= width - MIN_MARGIN + 1).all()
+    assert (view.corners[:, 1] <= height - MIN_MARGIN + 1).all()
+    art_area = cv2.contourArea(view.corners)
+    assert art_area >= 0.3 * width * height
 
 
 def test_views_are_deterministic_and_scaled() -> None:
@@ -46,7 +50,7 @@ def test_views_are_deterministic_and_scaled() -> None:
 def test_feature_budget_follows_the_area() -> None:
     """A view gets as many features per pixel as a full view, with a floor."""
     assert view_features(np.zeros((1200, 1600), np.uint8)) == VIEW_PHOTO_FEATURES
-    assert view_features(np.zeros((10, 10), np.uint8)) == 800
+    assert view_features(np.zeros((10, 10), np.uint8)) == MIN_VIEW_FEATURES
 
 
 def test_textured_art_is_recognised_in_every_view() -> None:

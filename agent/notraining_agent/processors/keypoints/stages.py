@@ -7,7 +7,8 @@ Stages (the parent runs them in this order, the first and last over several work
   failed, not raised, so one bad file never fails the job.
 * ``index``: gather every art that was extracted into ``index.npz`` and find
   near-duplicates by hash distance.
-* ``check``: the matchability check of the shard's arts against the whole index.
+* ``check``: the matchability check of the shard's arts against the whole index, from
+  the small copy of each art saved at extraction.
 * ``sheet``: ``contact-sheet.png`` from the thumbnails saved at extraction and the
   manifest's verdicts.
 """
@@ -108,6 +109,7 @@ def run_extract(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> No
         np.savez(
             _features_path(plan, k),
             thumb=thumb,
+            view_art=views.view_art(gray),
             points=enrolled.features.points,
             descriptors=enrolled.features.descriptors,
             size=np.array([enrolled.width, enrolled.height], np.int32),
@@ -166,14 +168,14 @@ def run_check(plan: dict[str, Any], shard: int, shards: int, emit: Emit) -> None
         art = plan["arts"][k]
         if art["name"] not in position:
             continue  # failed at extraction, already reported
-        gray, _ = load_art(Path(art["path"]), options)
+        with np.load(_features_path(plan, k), allow_pickle=False) as data:
+            gray = data["view_art"]
         result = views.check_art(
             matcher,
             position[art["name"]],
             gray,
             seed=zlib.crc32(art["name"].encode("utf-8")),
             conditions=options.conditions,
-            max_side=options.max_side,
         )
         emit(
             {
