@@ -417,27 +417,3 @@ def test_no_credential_is_a_config_error() -> None:
     """With nothing to send, the caller gets an operator-readable ConfigError."""
     with pytest.raises(ConfigError, match="saturno_token"):
         saturno_authorization(Settings(auth_mode="jwt"), "vm", time.time)
-
-
-# --- the warm-up's rehearsal ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("audience", [None, "notraining"])
-def test_rehearsal_leaves_the_secret_and_the_verified_tokens_as_they_were(
-    audience: str | None, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A throwaway token is verified the real way (audience too); nothing is cached or logged."""
-    authenticator = Authenticator(jwt_settings(jwt_audience=audience))
-    claims = fresh(aud=audience) if audience else fresh()
-    caplog.set_level(logging.DEBUG)
-    authenticator.rehearse()
-    assert authenticator._verified == {}
-    assert caplog.records == []
-    assert authenticator.check(sign(claims))
-    assert not authenticator.check(sign(claims, OTHER_SECRET))
-
-
-def test_rehearsal_in_static_mode_does_nothing() -> None:
-    authenticator = Authenticator(static_settings())
-    authenticator.rehearse()
-    assert authenticator.check(TOKEN)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -113,7 +112,15 @@ class Authenticator:
                 return None
             del self._verified[token]  # out of its window: PyJWT says why below
         try:
-            claims = self._decode(token, self._secret)
+            with _short_keys_already_reported():
+                claims = jwt.decode(
+                    token,
+                    self._secret,
+                    algorithms=[ALGORITHM],
+                    leeway=LEEWAY_SECONDS,
+                    audience=self._audience,
+                    options={"require": self._require, "verify_aud": self._audience is not None},
+                )
         except jwt.PyJWTError as exc:
             # The class name says enough (ExpiredSignatureError, InvalidAlgorithmError...)
             # and, unlike some messages, never echoes the token.
@@ -125,32 +132,6 @@ class Authenticator:
             self._verified.clear()
         self._verified[token] = _window(claims)
         return None
-
-    def _decode(self, token: str, key: str) -> dict[str, Any]:
-        with _short_keys_already_reported():
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                leeway=LEEWAY_SECONDS,
-                audience=self._audience,
-                options={"require": self._require, "verify_aud": self._audience is not None},
-            )
-        return claims
-
-    def rehearse(self) -> None:
-        """Verify a throwaway token exactly as a real one is verified, for the warm-up.
-
-        Signed with a random key made for it, so neither the secret nor the cache of
-        verified tokens is touched; only the code path gets its first run.
-        """
-        if self._mode != "jwt":
-            return
-        key = secrets.token_hex(32)
-        claims: dict[str, Any] = {"sub": "warm-up", "exp": int(time.time()) + 60}
-        if self._audience is not None:
-            claims["aud"] = self._audience
-        self._decode(jwt.encode(claims, key, algorithm=ALGORITHM), key)
 
 
 def _window(claims: Mapping[str, Any]) -> tuple[float, float]:

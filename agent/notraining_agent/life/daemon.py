@@ -6,8 +6,7 @@ of business logic lives in the module named for it; this one only connects them.
 
 What only a job needs (the downloader, the extractor, the inventory) is imported
 after the boot report is delivered, in a thread, so start-up pays only for what
-the receiver and the boot report use (issue 12); the same thread rehearses the
-accept path (:mod:`.warmup`), so the job's POST does not pay for a first run.
+the receiver and the boot report use (issue 12).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from notraining_agent.life.lifecycle import Collaborators, Lifecycle
 from notraining_agent.life.saturno import SaturnoClient
 from notraining_agent.life.startup import load
 from notraining_agent.life.store import StateStore
-from notraining_agent.life.warmup import JOB_MODULE, prepare_for_job
 from notraining_agent.processors import load_processor
 from notraining_agent.util.retry import Clock
 from notraining_agent.util.tlsdefer import cas_loaded
@@ -46,6 +44,8 @@ if TYPE_CHECKING:
     from notraining_agent.job.runner import JobOutcome
     from notraining_agent.job.spec import JobSpec
     from notraining_agent.processors.base import Processor
+
+JOB_MODULE = "notraining_agent.job.runner"
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ async def run(
         clock = Clock()
         # The guard always refuses GCE's own names; add whatever GCE_METADATA_HOST names.
         metadata_hosts = metadata_hosts_from_env(environ)
-        authenticator = Authenticator(settings)
         boot = BootProbe(settings, instance, start.metadata, tokens, session, settings.port)
         lifecycle = Lifecycle(
             Collaborators(
@@ -86,13 +85,7 @@ async def run(
                     tokens.token if tokens is not None else None,
                     environ.get("STORAGE_EMULATOR_HOST"),
                 ),
-                warm_up=functools.partial(
-                    asyncio.to_thread,
-                    prepare_for_job,
-                    authenticator,
-                    settings.allowed_url_hosts,
-                    metadata_hosts,
-                ),
+                warm_up=functools.partial(asyncio.to_thread, importlib.import_module, JOB_MODULE),
                 stop_vm=functools.partial(
                     stop_vm,
                     settings,
@@ -109,7 +102,7 @@ async def run(
         )
         app = build_app(
             desk=lifecycle,
-            authenticator=authenticator,
+            authenticator=Authenticator(settings),
             settings=settings,
             metadata_hosts=metadata_hosts,
         )

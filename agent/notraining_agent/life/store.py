@@ -152,7 +152,7 @@ class StateStore:
 
     async def save(self, record: AgentRecord) -> None:
         """Write ``record`` atomically, off the event loop, one write at a time."""
-        data = encode(record)
+        data = json.dumps(_encode(record), indent=1, sort_keys=True)
         async with self._lock:
             await asyncio.to_thread(self._replace, data)
 
@@ -175,11 +175,6 @@ class StateStore:
         """The job's working folder, named after its id: readable, and unique via a short hash."""
         digest = hashlib.sha256(ntd_transaction_id.encode()).hexdigest()[:12]
         return self.state_dir / "jobs" / f"{safe_part(ntd_transaction_id)}-{digest}"
-
-
-def encode(record: AgentRecord) -> str:
-    """The state file's text for ``record``: sorted keys, one field per line, for people too."""
-    return json.dumps(_encode(record), indent=1, sort_keys=True)
 
 
 def _encode(record: AgentRecord) -> dict[str, Any]:
