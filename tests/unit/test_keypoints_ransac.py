@@ -46,3 +46,18 @@ def test_too_few_matches_give_nothing() -> None:
     """Fewer matches than needed: no fit is tried."""
     src = np.zeros((5, 2), np.float32)
     assert ransac.fit(src, src, OUTLINE, needed=8, radius=5.0) is None
+
+
+def test_each_model_maps_its_sample_exactly_and_collinear_samples_are_dropped() -> None:
+    """Each model maps its sample's four art points onto its four photo points; a sample
+    with three points on one line has no homography and is left out, not made up."""
+    rng = np.random.default_rng(5)
+    src = rng.uniform([0, 0], [400, 300], (40, 2))
+    dst = rng.uniform([0, 0], [1600, 1200], (40, 2))
+    src[3] = (src[0] + src[1]) / 2  # samples holding points 0, 1 and 3 are degenerate
+    samples = np.array([[0, 1, 2, 4], [5, 6, 7, 8], [0, 1, 3, 9], [10, 11, 12, 13]])
+    models = ransac._homographies(src, dst, samples)
+    assert len(models) == 3
+    for model, sample in zip(models, samples[[0, 1, 3]], strict=True):
+        mapped = cv2.perspectiveTransform(src[sample].reshape(-1, 1, 2), model).reshape(4, 2)
+        np.testing.assert_allclose(mapped, dst[sample], atol=1e-6)
