@@ -359,8 +359,9 @@ def _report(
         "",
         "Arts are the test kit's `artgen` posters in five sizes (640x480 to 1200x900, "
         "portrait and landscape); photos are `scenes.make_scene` shelves at 1600x1200 showing "
-        "up to three of the package's arts plus one poster from outside it. Every figure is "
-        "the CPU time of a single-threaded process: per core, whatever else the machine runs.",
+        "up to three of the package's arts plus one poster from outside it. Every figure but "
+        "the wall-time column is the CPU time of a single-threaded process: per core, "
+        "whatever else the machine runs.",
         f"Machine: {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}.",
         "",
         "### Enrollment",
