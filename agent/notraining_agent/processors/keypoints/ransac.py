@@ -106,7 +106,7 @@ def _homographies(
 
     In closed form: the map of the unit square onto the sample's photo points after the
     inverse of its map onto the art points. Solving the 8x8 DLT system of each of
-    3,000 samples cost five times as much for the same models."""
+    3,000 samples cost two to five times as much for the same models."""
     s_mean, s_scale = src.mean(axis=0), max(float(src.std()), 1e-6)
     d_mean, d_scale = dst.mean(axis=0), max(float(dst.std()), 1e-6)
     from_square, src_ok = _square_to((src[samples] - s_mean) / s_scale)
