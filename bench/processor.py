@@ -57,16 +57,22 @@ def art_bytes(i: int) -> bytes:
     return artgen.generate_art(SEED_BASE + i, size=SIZES[i % len(SIZES)])
 
 
+def art_files(arts_dir: Path, count: int) -> list[Path]:
+    """The first ``count`` benchmark arts as files, generated on first use."""
+    arts_dir.mkdir(parents=True, exist_ok=True)
+    paths = [arts_dir / f"art_{i:04d}.png" for i in range(count)]
+    for i, path in enumerate(paths):
+        if not path.exists():
+            path.write_bytes(art_bytes(i))
+    return paths
+
+
 def _context(arts_dir: Path, count: int, work: Path) -> Any:
     from notraining_agent.job.spec import JobSpec  # noqa: PLC0415
     from notraining_agent.processors.base import Art, ProcessorContext  # noqa: PLC0415
 
-    arts_dir.mkdir(parents=True, exist_ok=True)
     arts = []
-    for i in range(count):
-        path = arts_dir / f"art_{i:04d}.png"
-        if not path.exists():
-            path.write_bytes(art_bytes(i))
+    for path in art_files(arts_dir, count):
         data = path.read_bytes()
         arts.append(Art(path.name, path, ("zip",), hashlib.sha256(data).hexdigest(), len(data)))
     job = JobSpec("bench", None, "AR", "bench", "bench", "POP", None, ())
@@ -121,8 +127,7 @@ def child_plain(count: int) -> dict[str, Any]:
     import cv2  # noqa: PLC0415
 
     cv2.setNumThreads(1)
-    _context(CACHE / "arts", count, Path(tempfile.gettempdir()))  # writes missing arts
-    images = [(CACHE / "arts" / f"art_{i:04d}.png").read_bytes() for i in range(count)]
+    images = [path.read_bytes() for path in art_files(CACHE / "arts", count)]
     return {"arts": count, "per_core": plain_sift_per_core(images)}
 
 
