@@ -110,12 +110,12 @@ def _homographies(
     s_mean, s_scale = src.mean(axis=0), max(float(src.std()), 1e-6)
     d_mean, d_scale = dst.mean(axis=0), max(float(dst.std()), 1e-6)
     from_square, src_ok = _square_to((src[samples] - s_mean) / s_scale)
-    to_square, src_det = _adjugate(from_square)
     onto, dst_ok = _square_to((dst[samples] - d_mean) / d_scale)
-    _, dst_det = _adjugate(onto)
-    models = onto @ to_square
+    models = onto @ _adjugate(from_square)
     h33 = models[:, 2, 2]
-    usable = src_ok & dst_ok & (np.abs(src_det) > DEGENERATE) & (np.abs(dst_det) > DEGENERATE)
+    usable = src_ok & dst_ok
+    usable &= np.abs(_determinant(from_square)) > DEGENERATE
+    usable &= np.abs(_determinant(onto)) > DEGENERATE
     usable &= np.abs(h33) > DEGENERATE
     models = models[usable] / h33[usable, None, None]
     to_src = np.array([[1, 0, -s_mean[0]], [0, 1, -s_mean[1]], [0, 0, s_scale]]) / s_scale
@@ -145,11 +145,8 @@ def _square_to(
     return maps, ok
 
 
-def _adjugate(
-    maps: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Each 3x3 map's adjugate (its inverse up to scale, which a homography ignores) and
-    determinant (near 0: three of the points on one line)."""
+def _adjugate(maps: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each 3x3 map's adjugate: its inverse up to scale, which a homography ignores."""
     a, b, c = maps[:, 0, 0], maps[:, 0, 1], maps[:, 0, 2]
     d, e, f = maps[:, 1, 0], maps[:, 1, 1], maps[:, 1, 2]
     g, h, i = maps[:, 2, 0], maps[:, 2, 1], maps[:, 2, 2]
@@ -157,7 +154,15 @@ def _adjugate(
     adj[:, 0, 0], adj[:, 0, 1], adj[:, 0, 2] = e * i - f * h, c * h - b * i, b * f - c * e
     adj[:, 1, 0], adj[:, 1, 1], adj[:, 1, 2] = f * g - d * i, a * i - c * g, c * d - a * f
     adj[:, 2, 0], adj[:, 2, 1], adj[:, 2, 2] = d * h - e * g, b * g - a * h, a * e - b * d
-    return adj, a * adj[:, 0, 0] + b * adj[:, 1, 0] + c * adj[:, 2, 0]
+    return adj
+
+
+def _determinant(maps: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each 3x3 map's determinant: near 0 when three of its four points are on one line."""
+    a, b, c = maps[:, 0, 0], maps[:, 0, 1], maps[:, 0, 2]
+    d, e, f = maps[:, 1, 0], maps[:, 1, 1], maps[:, 1, 2]
+    g, h, i = maps[:, 2, 0], maps[:, 2, 1], maps[:, 2, 2]
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def _apply(
